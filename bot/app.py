@@ -1,0 +1,137 @@
+"""Assembly: build the python-telegram-bot Application with feedbot's parts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ContextTypes
+
+from bot import commands
+from bot.config import Config
+from bot.deliver import Deliverer, send_message
+from bot.fetch import Fetcher
+from bot.poller import Poller
+from bot.services import SERVICES_KEY, Services
+from bot.store import open_store
+from bot.subscriptions import Scheduling, Subscriptions
+
+log = logging.getLogger(__name__)
+
+#: The updates feedbot handles; anything else Telegram need not send.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.MY_CHAT_MEMBER]
+
+
+class _PollerScheduling(Scheduling):
+    def __init__(self, poller: Poller, first_poll_after: float) -> None:
+        self._poller = poller
+        self._first_poll_after = first_poll_after
+
+    def feed_added(self, url: str) -> None:
+        self._poller.schedule(url, self._first_poll_after)
+
+    def feed_removed(self, url: str) -> None:
+        self._poller.unschedule(url)
+
+
+def file_base_url(api_base_url: str) -> str:
+    """Telegram serves files under /file/bot<token>/ beside /bot<token>/."""
+    if api_base_url.endswith("/bot"):
+        return api_base_url[: -len("/bot")] + "/file/bot"
+    return api_base_url
+
+
+def build_application(config: Config) -> Application:  # type: ignore[type-arg]
+    application = (
+        Application.builder()
+        .token(config.telegram.token)
+        .base_url(config.telegram.api_base_url)
+        .base_file_url(file_base_url(config.telegram.api_base_url))
+        # Overall 30/s and 20/min per group; deliver.py adds per-chat spacing
+        # and handles 429s itself, so the limiter does not retry.
+        .rate_limiter(AIORateLimiter(max_retries=0))
+        # Subscribing fetches a feed: one slow server must not hold up other chats.
+        .concurrent_updates(16)
+        .post_init(_start)
+        .post_stop(_stop)
+        .post_shutdown(_shutdown)
+        .build()
+    )
+    store = open_store(config.store.path)
+    fetcher = Fetcher(
+        timeout=config.poll.timeout, allow_private=config.poll.allow_private_addresses
+    )
+    deliverer = Deliverer(store, application.bot)
+
+    async def notify(chat_ids: Sequence[int], text: str) -> None:
+        for chat_id in chat_ids:
+            try:
+                await send_message(application.bot, chat_id, text)
+            except TelegramError as exc:
+                log.warning("could not tell chat %s: %s", chat_id, exc)
+
+    assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
+    poller = Poller(store, fetcher, deliverer, config.poll, application.job_queue, notify)
+    subscriptions = Subscriptions(
+        store,
+        fetcher,
+        _PollerScheduling(poller, config.poll.interval),
+        clock=time.time,
+        first_poll_after=config.poll.interval,
+    )
+    application.bot_data[SERVICES_KEY] = Services(
+        config, store, fetcher, deliverer, poller, subscriptions
+    )
+    commands.register(application)
+    application.add_error_handler(_log_error)
+    return application
+
+
+def _services(application: Application) -> Services:  # type: ignore[type-arg]
+    services = application.bot_data[SERVICES_KEY]
+    assert isinstance(services, Services)
+    return services
+
+
+async def _start(application: Application) -> None:  # type: ignore[type-arg]
+    services = _services(application)
+    await application.bot.set_my_commands(commands.MENU)
+    services.poller.start()
+    services.deliverer.start()
+    log.info(
+        "feedbot started as @%s: %d feeds, %d deliveries pending",
+        application.bot.username,
+        len(services.store.feeds()),
+        len(services.store.pending()),
+    )
+
+
+async def _stop(application: Application) -> None:  # type: ignore[type-arg]
+    await _services(application).deliverer.stop()
+
+
+async def _shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    services = _services(application)
+    await services.fetcher.aclose()
+    services.store.close()
+    log.info("feedbot stopped")
+
+
+async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("error while handling %s", _describe(update), exc_info=context.error)
+
+
+def _describe(update: object) -> str:
+    if isinstance(update, Update) and update.effective_message is not None:
+        message = update.effective_message
+        return f"message {message.text or message.caption!r} in chat {message.chat_id}"
+    return repr(update)
+
+
+def run(config: Config) -> None:
+    """Run until SIGINT or SIGTERM; python-telegram-bot stops everything cleanly."""
+    application = build_application(config)
+    application.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False)

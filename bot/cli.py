@@ -1,0 +1,99 @@
+"""The `feedbot` command: `feedbot run` and `feedbot check URL`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, load_config
+from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
+from bot.identity import newest_first
+from bot.models import Style
+from bot.parse import ParseError, parse_feed
+from bot.render import Message, render_entry
+
+#: Third-party loggers that talk at INFO about every request.
+NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiolimiter")
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot until SIGINT/SIGTERM")
+    run.add_argument("--config", help="config file (default: $FEEDBOT_CONFIG or config.toml)")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    check = sub.add_parser("check", help="print the messages the bot would send for a feed")
+    check.add_argument("url", help="feed URL (or a local file)")
+    check.add_argument("--config", help="config file (optional)")
+    check.add_argument("--limit", type=int, default=3, help="newest N entries (default 3)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            config = load_config(args.config)
+            setup_logging(args.verbose)
+            from bot.app import run  # imports python-telegram-bot only when running
+
+            run(config)
+            return 0
+        config = load_config(args.config, require_token=False)
+        return asyncio.run(check(args.url, args.limit, config.poll.timeout))
+    except ConfigError as exc:
+        print(f"feedbot: {exc}", file=sys.stderr)
+        return 2
+
+
+async def check(target: str, limit: int, timeout: float) -> int:
+    if limit < 1:
+        print("feedbot: --limit must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        body, url, content_type, location = await _read(target, timeout)
+        parsed = parse_feed(body, url=url, content_type=content_type, content_location=location)
+    except (FetchError, ParseError, InvalidURL, OSError) as exc:
+        print(f"feedbot: {target}: {exc}", file=sys.stderr)
+        return 1
+    print(f"# {parsed.title} ({url}): {len(parsed.entries)} entries")
+    for entry in newest_first(parsed.entries)[:limit]:
+        messages = render_entry(entry, parsed.title, Style())
+        for number, message in enumerate(messages, 1):
+            print()
+            print(f"--- {entry.title or entry.id} [{number}/{len(messages)}] {_describe(message)}")
+            print(message.text)
+    return 0
+
+
+async def _read(target: str, timeout: float) -> tuple[bytes, str, str | None, str | None]:
+    path = Path(target.removeprefix("file://"))
+    if not target.startswith(("http://", "https://")) and path.is_file():
+        return path.read_bytes(), path.resolve().as_uri(), None, None
+    # The operator runs check on their own machine: local feeds are fine here.
+    fetcher = Fetcher(timeout=timeout, allow_private=True)
+    try:
+        result = await fetcher.fetch(normalize_url(target))
+    finally:
+        await fetcher.aclose()
+    return result.body, result.url, result.content_type, result.content_location
+
+
+def _describe(message: Message) -> str:
+    if not message.media:
+        return "text"
+    kinds = ", ".join(f"{item.kind} {item.url}" for item in message.media)
+    return f"with {kinds}"

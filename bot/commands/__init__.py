@@ -1,0 +1,52 @@
+"""Chat-facing commands. Handlers stay thin: parse, check rights, call
+bot.subscriptions, reply."""
+
+from __future__ import annotations
+
+from telegram import BotCommand
+from telegram.ext import (
+    Application,
+    ChatMemberHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.commands import basic, feeds, opml
+
+#: Commands arrive as messages in private chats and groups, and as channel
+#: posts in channels (which only the channel's administrators can make).
+COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+
+MENU = [
+    BotCommand("subscribe", "Follow a feed: /subscribe URL"),
+    BotCommand("list", "This chat's subscriptions"),
+    BotCommand("unsubscribe", "Stop a feed: /unsubscribe URL or N"),
+    BotCommand("set", "A subscription's settings: /set N [key value]"),
+    BotCommand("export", "Subscriptions as an OPML file"),
+    BotCommand("import", "Subscribe to the feeds of an OPML file"),
+    BotCommand("help", "What I do and how"),
+]
+
+
+def register(application: Application) -> None:  # type: ignore[type-arg]
+    handlers = {
+        ("start",): basic.start,
+        ("help",): basic.help_command,
+        ("subscribe", "sub"): feeds.subscribe,
+        ("unsubscribe", "unsub"): feeds.unsubscribe,
+        ("list",): feeds.list_command,
+        ("set",): feeds.set_command,
+        ("export",): opml.export_command,
+        ("import",): opml.import_command,
+    }
+    for names, callback in handlers.items():
+        application.add_handler(CommandHandler(names, callback, filters=COMMAND_UPDATES))
+    # A document sent with "/import" as its caption (CommandHandler reads text only).
+    application.add_handler(
+        MessageHandler(
+            filters.Document.ALL & filters.CaptionRegex(r"^/import(@\w+)?(\s|$)"),
+            opml.import_command,
+        )
+    )
+    application.add_handler(ChatMemberHandler(basic.membership, ChatMemberHandler.MY_CHAT_MEMBER))

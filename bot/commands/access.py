@@ -1,0 +1,134 @@
+"""Who may do what, asked of Telegram at the moment of the command.
+
+Group and channel rights are looked up with getChatMember each time rather
+than cached: a demoted administrator must lose the right at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from telegram import Bot, ChatMember, Message
+from telegram import Chat as TgChat
+from telegram.constants import ChatType
+from telegram.error import BadRequest, Forbidden
+
+from bot.config import TelegramConfig
+from bot.models import Chat, ChatKind
+
+log = logging.getLogger(__name__)
+
+ADMIN_STATUSES = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+#: "@name" or a numeric channel id "-100…" as the first argument names a channel.
+CHANNEL_REF = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-100\d{5,})$")
+
+
+class Denied(Exception):
+    """The command may not run; str() is the answer for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The chat a command acts on, and whether the caller may change it."""
+
+    chat: Chat
+    #: Set when the command named a channel from a private chat.
+    named: bool = False
+
+
+def may_use_bot(config: TelegramConfig, user_id: int | None) -> bool:
+    if config.public:
+        return True
+    return user_id is not None and (user_id in config.admins or user_id in config.allowed_users)
+
+
+def chat_from_telegram(chat: TgChat) -> Chat:
+    return Chat(
+        id=chat.id,
+        kind=ChatKind(chat.type) if chat.type in set(ChatKind) else ChatKind.PRIVATE,
+        title=chat.title or chat.full_name or chat.username or str(chat.id),
+        username=chat.username,
+    )
+
+
+def split_channel_ref(args: list[str]) -> tuple[str | None, list[str]]:
+    if args and CHANNEL_REF.match(args[0]):
+        return args[0], args[1:]
+    return None, args
+
+
+async def is_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
+    try:
+        member = await bot.get_chat_member(chat_id, user_id)
+    except (BadRequest, Forbidden) as exc:
+        log.info("getChatMember(%s, %s) failed: %s", chat_id, user_id, exc)
+        return False
+    return member.status in ADMIN_STATUSES
+
+
+async def check_may_change(bot: Bot, config: TelegramConfig, message: Message) -> None:
+    """In a group only its administrators change subscriptions; raise Denied otherwise."""
+    chat = message.chat
+    if chat.type in (ChatType.PRIVATE, ChatType.CHANNEL):
+        return  # one's own chat; a channel post comes from its administrators only
+    # An anonymous administrator writes as the group itself.
+    if message.sender_chat is not None and message.sender_chat.id == chat.id:
+        return
+    user = message.from_user
+    if user is None:
+        raise Denied("Only the group's administrators can change its subscriptions.")
+    if user.id in config.admins or await is_admin(bot, chat.id, user.id):
+        return
+    raise Denied("Only the group's administrators can change its subscriptions.")
+
+
+async def resolve_channel(
+    bot: Bot, config: TelegramConfig, message: Message, ref: str, *, need_post: bool
+) -> Chat:
+    """The channel ``ref`` names, if the caller administers it (and, when
+    ``need_post``, the bot may post there). Raises Denied with the reason."""
+    if message.chat.type != ChatType.PRIVATE:
+        raise Denied("Manage a channel's subscriptions from a private chat with me.")
+    user = message.from_user
+    assert user is not None
+    try:
+        channel = await bot.get_chat(int(ref) if ref.lstrip("-").isdigit() else ref)
+    except (BadRequest, Forbidden):
+        raise Denied(
+            f"I can't find {ref}. Add me to the channel as an administrator, then try again."
+        ) from None
+    if channel.type != ChatType.CHANNEL:
+        raise Denied(f"{ref} is not a channel.")
+    name = channel.title or ref
+    if user.id not in config.admins and not await is_admin(bot, channel.id, user.id):
+        raise Denied(f"Only administrators of {name} can manage its subscriptions.")
+    if need_post:
+        try:
+            me = await bot.get_chat_member(channel.id, bot.id)
+        except (BadRequest, Forbidden):
+            me = None
+        can_post = me is not None and (
+            me.status == ChatMember.OWNER
+            or (
+                me.status == ChatMember.ADMINISTRATOR
+                and bool(getattr(me, "can_post_messages", False))
+            )
+        )
+        if not can_post:
+            raise Denied(
+                f"I can't post in {name}: make me an administrator of the channel "
+                "with the right to post messages, then try again."
+            )
+    return chat_from_telegram(channel)
+
+
+async def resolve_target(
+    bot: Bot, config: TelegramConfig, message: Message, ref: str | None, *, change: bool
+) -> Target:
+    if ref is not None:
+        return Target(await resolve_channel(bot, config, message, ref, need_post=change), True)
+    if change:
+        await check_may_change(bot, config, message)
+    return Target(chat_from_telegram(message.chat))

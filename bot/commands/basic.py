@@ -1,0 +1,78 @@
+"""/start, /help, and the bot joining or leaving a chat."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import ChatMember, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.ext import ContextTypes
+
+from bot.commands.access import chat_from_telegram, may_use_bot
+from bot.commands.replies import NO_PREVIEW, reply
+from bot.services import get_services
+from bot.subscriptions import pause_chat, resume_chat
+
+log = logging.getLogger(__name__)
+
+HELP = """I post new entries of RSS, Atom and JSON feeds into this chat.
+
+/subscribe URL [URL…] (or /sub): follow feeds
+/list: this chat's subscriptions, numbered
+/unsubscribe URL or N (or /unsub): stop one
+/set N: show a subscription's settings; /set N key value changes one:
+  summary none|short|full, media on|off, preview on|off, silent on|off,
+  author on|off, feed on|off, tags on|off
+/export and /import: subscriptions as OPML
+
+In a group, only its administrators change subscriptions; anyone may /list.
+For a channel, make me an administrator who may post there,
+then from this private chat:
+/subscribe @channel URL, /list @channel, /unsubscribe @channel N."""
+
+GROUP_INTRO = """Hello! I post new entries of RSS, Atom and JSON feeds here.
+Administrators: /subscribe URL to follow a feed, /list to see what this group follows, /help for more."""
+
+PRIVATE_ONLY = "This bot is private: ask its operator to let you use it."
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    services = get_services(context)
+    user = update.effective_user
+    if not may_use_bot(services.config.telegram, user.id if user else None):
+        await reply(update, PRIVATE_ONLY)
+        return
+    chat = update.effective_chat
+    assert chat is not None
+    resumed = resume_chat(services.store, chat_from_telegram(chat))
+    greeting = "Welcome back: your subscriptions are active again.\n\n" if resumed else ""
+    await reply(update, greeting + HELP)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply(update, HELP)
+
+
+async def membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The bot was added to or removed from a chat (or a user blocked it)."""
+    change = update.my_chat_member
+    if change is None:
+        return
+    services = get_services(context)
+    old = change.old_chat_member.status
+    new = change.new_chat_member.status
+    chat = chat_from_telegram(change.chat)
+    present = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER)
+    if new in (ChatMember.LEFT, ChatMember.BANNED):
+        pause_chat(services.store, chat.id)
+        log.info("removed from chat %s (%s): subscriptions paused", chat.id, chat.title)
+    elif new in present and old not in present:
+        resumed = resume_chat(services.store, chat)
+        log.info("added to chat %s (%s)", chat.id, chat.title)
+        if change.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+            text = GROUP_INTRO
+            if resumed:
+                text += "\nThis group's earlier subscriptions are active again."
+            await context.bot.send_message(
+                chat.id, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+            )

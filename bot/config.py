@@ -1,0 +1,260 @@
+"""The bot's configuration: one TOML file (see config.example.toml).
+
+Where it comes from: ``load_config(path)``, else the file named by the
+environment variable FEEDBOT_CONFIG, else ``config.toml`` in the working
+directory. FEEDBOT_TOKEN overrides ``telegram.token``, so the secret can stay
+out of the file; with FEEDBOT_TOKEN set, the default file may be absent
+altogether (everything else then has its default).
+
+Every mistake is a :class:`ConfigError` whose message is one line naming the
+file and the key, e.g. ``config.toml: poll.timeout: expected a duration like
+"90s", "10m", "2h" or a number of seconds, got 'soon'``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+DEFAULT_PATH = "config.toml"
+ENV_CONFIG = "FEEDBOT_CONFIG"
+ENV_TOKEN = "FEEDBOT_TOKEN"
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str(e)`` is one line naming the key."""
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    token: str
+    api_base_url: str
+    #: User ids with full rights.
+    admins: frozenset[int]
+    #: False: only admins and allowed_users may use the bot.
+    public: bool
+    allowed_users: frozenset[int]
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    """Durations in seconds."""
+
+    interval: float
+    min_interval: float
+    timeout: float
+    #: True lets feeds on loopback or private networks be fetched.
+    allow_private_addresses: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    telegram: TelegramConfig
+    store: StoreConfig
+    poll: PollConfig
+
+
+# -- durations ---------------------------------------------------------------
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_NUMBER = r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?"
+_PART = re.compile(rf"\s*({_NUMBER})\s*([dhms])\s*")
+_EXPECTED = 'expected a duration like "90s", "10m", "2h" or a number of seconds'
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds in ``value``: a number of seconds (``90``, ``"1.5"``) or a
+    string of decreasing units among d, h, m, s (``"90s"``, ``"10m"``,
+    ``"2h"``, ``"1d"``, ``"1h30m"``). ValueError unless finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{_EXPECTED}, got {value!r}")
+    seconds = _parse_duration_string(value) if isinstance(value, str) else float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return seconds
+
+
+def _parse_duration_string(text: str) -> float:
+    try:
+        return float(text)  # "90", " 1.5 ", also "inf" and "nan", refused by the caller
+    except ValueError:
+        pass
+    total, pos, last_unit = Fraction(0), 0, None
+    while pos < len(text):
+        m = _PART.match(text, pos)
+        if m is None or (last_unit is not None and _UNITS[m[2]] >= _UNITS[last_unit]):
+            raise ValueError(f"{_EXPECTED}, got {text!r}")
+        total += Fraction(m[1]) * _UNITS[m[2]]
+        pos, last_unit = m.end(), m[2]
+    if last_unit is None:
+        raise ValueError(f"{_EXPECTED}, got {text!r}")
+    return float(total)
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest string ``parse_duration`` reads back as ``seconds``:
+    600 → "10m", 5400 → "1h30m", 0.5 → "0.5s"."""
+    if not float(seconds).is_integer() or seconds <= 0:
+        return f"{seconds!r}s"
+    rest, parts = int(seconds), []
+    for unit, size in _UNITS.items():
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
+
+
+# -- loading -----------------------------------------------------------------
+_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _as_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _as_user_ids(value: Any) -> frozenset[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise ValueError(f"expected a list of Telegram user ids like [1001, 1002], got {value!r}")
+    return frozenset(value)
+
+
+def _as_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"https?://[^/\s]+", value):
+        raise ValueError(
+            f'expected an http(s) URL like "https://api.telegram.org/bot", got {value!r}'
+        )
+    return value
+
+
+def _as_token(value: Any) -> str:
+    # Never echo the value: it is a secret.
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value.strip()):
+        raise ValueError('expected a bot token like "123456:ABC-DEF1234" (from @BotFather)')
+    return value.strip()
+
+
+#: section → key → (parse, default as it would be written in the file)
+_SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
+    "telegram": {
+        "token": (_as_token, None),
+        "api_base_url": (_as_url, "https://api.telegram.org/bot"),
+        "admins": (_as_user_ids, []),
+        "public": (_as_bool, True),
+        "allowed_users": (_as_user_ids, []),
+    },
+    "store": {
+        "path": (_as_str, "data/feedbot.sqlite"),
+    },
+    "poll": {
+        "interval": (parse_duration, "10m"),
+        "min_interval": (parse_duration, "1m"),
+        "timeout": (parse_duration, "20s"),
+        "allow_private_addresses": (_as_bool, False),
+    },
+}
+
+
+def _unknown(where: str, prefix: str, name: str, known: Iterable[str]) -> ConfigError:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+    return ConfigError(f"{where}: unknown key {prefix}{name}{hint}")
+
+
+def _read(path: str, explicit: bool, env_token: str | None, require_token: bool) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        if explicit or (require_token and env_token is None):
+            hint = "" if explicit else f" (copy config.example.toml, or set {ENV_TOKEN})"
+            raise ConfigError(f"{path}: file not found{hint}") from None
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def load_config(
+    path: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    *,
+    require_token: bool = True,
+) -> Config:
+    """Read and check the configuration (see the module docstring).
+
+    ``require_token=False`` is for commands that never talk to Telegram: the
+    token may then be missing (it is ``""``), but a malformed one is still an
+    error.
+    """
+    explicit = path is not None or bool(env.get(ENV_CONFIG))
+    where = path if path is not None else env.get(ENV_CONFIG) or DEFAULT_PATH
+    env_token = env.get(ENV_TOKEN) or None
+    data = _read(where, explicit, env_token, require_token)
+
+    values: dict[str, dict[str, Any]] = {}
+    for section, table in data.items():
+        if section not in _SCHEMA:
+            raise _unknown(where, "", section, _SCHEMA)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: {section}: expected a [{section}] table, got {table!r}")
+        for key in table:
+            if key not in _SCHEMA[section]:
+                raise _unknown(where, f"{section}.", key, _SCHEMA[section])
+
+    for section, keys in _SCHEMA.items():
+        given = data.get(section, {})
+        values[section] = {}
+        for key, (parse, default) in keys.items():
+            name, raw = f"{where}: {section}.{key}", given.get(key, default)
+            if section == "telegram" and key == "token":
+                if env_token is not None:
+                    name, raw = ENV_TOKEN, env_token
+                if raw is None:
+                    if require_token:
+                        raise ConfigError(f"{name}: missing: set it here or in {ENV_TOKEN}")
+                    values[section][key] = ""
+                    continue
+            try:
+                values[section][key] = parse(raw)
+            except ValueError as e:
+                raise ConfigError(f"{name}: {e}") from None
+
+    poll = values["poll"]
+    if poll["interval"] < poll["min_interval"]:
+        interval = format_duration(poll["interval"])
+        if "interval" not in data.get("poll", {}):
+            interval += ", the default,"
+        raise ConfigError(
+            f"{where}: poll.interval: {interval} is shorter than poll.min_interval "
+            f"({format_duration(poll['min_interval'])})"
+        )
+
+    return Config(
+        telegram=TelegramConfig(**values["telegram"]),
+        store=StoreConfig(**values["store"]),
+        poll=PollConfig(**values["poll"]),
+    )

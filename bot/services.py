@@ -1,0 +1,32 @@
+"""The running bot's parts, as the command handlers reach them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram.ext import ContextTypes
+
+from bot.config import Config
+from bot.deliver import Deliverer
+from bot.fetch import Fetcher
+from bot.poller import Poller
+from bot.store import Store
+from bot.subscriptions import Subscriptions
+
+SERVICES_KEY = "feedbot"
+
+
+@dataclass(slots=True)
+class Services:
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    deliverer: Deliverer
+    poller: Poller
+    subscriptions: Subscriptions
+
+
+def get_services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    services = context.bot_data[SERVICES_KEY]
+    assert isinstance(services, Services)
+    return services

@@ -1,0 +1,276 @@
+"""What /subscribe, /unsubscribe, /list and /set do, independent of Telegram.
+
+Command handlers parse arguments and check who may act; this module changes
+the store and answers in Telegram HTML. Every failure is an answer, never an
+exception, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
+from bot.identity import dedupe_keys, newest
+from bot.models import Chat, Entry, Feed, FeedStatus, Style, Subscription
+from bot.parse import ParseError, parse_feed
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Scheduling:
+    """What subscriptions need of the poller and the deliverer (a narrow seam for tests)."""
+
+    def feed_added(self, url: str) -> None: ...
+    def feed_removed(self, url: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    ok: bool
+    #: One line of Telegram HTML for the reply.
+    text: str
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def feed_label(feed: Feed | None, url: str) -> str:
+    title = feed.title if feed is not None and feed.title else url
+    return f"<b>{esc(title)}</b>"
+
+
+class Subscriptions:
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        scheduling: Scheduling,
+        *,
+        clock: Callable[[], float] = time.time,
+        first_poll_after: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._fetcher = fetcher
+        self._scheduling = scheduling
+        self._clock = clock
+        self._first_poll_after = first_poll_after
+
+    # -- subscribe -----------------------------------------------------------
+    async def subscribe(self, chat: Chat, raw_url: str) -> Answer:
+        """Subscribe the chat. A new feed's newest entry is queued as a sample;
+        the caller wakes the deliverer once it has answered, so the answer
+        arrives first."""
+        try:
+            url = normalize_url(raw_url)
+        except InvalidURL as exc:
+            return Answer(False, f"{esc(raw_url)}: {esc(str(exc))}")
+        if self._store.get_subscription(chat.id, url) is not None:
+            return Answer(
+                False, f"Already subscribed to {feed_label(self._store.get_feed(url), url)}."
+            )
+
+        feed = self._store.get_feed(url)
+        if feed is not None and feed.status is FeedStatus.OK:
+            return self._add(chat, feed, sample=None)
+
+        try:
+            result = await self._fetcher.fetch(url)
+            parsed = parse_feed(
+                result.body,
+                url=result.url,
+                content_type=result.content_type,
+                content_location=result.content_location,
+            )
+        except FetchError as exc:
+            return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}")
+        except ParseError as exc:
+            hint = ""
+            links = getattr(exc, "feed_links", None) or []
+            if links:
+                hint = " It links to a feed: " + esc(links[0]) + " (try /subscribe with that)."
+            return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}{hint}")
+
+        final_url = result.permanent_url or url
+        if final_url != url and self._store.get_subscription(chat.id, final_url) is not None:
+            existing = self._store.get_feed(final_url)
+            return Answer(False, f"Already subscribed to {feed_label(existing, final_url)}.")
+        # Another chat may have added the feed while we were fetching it.
+        feed = self._store.get_feed(final_url)
+        if feed is not None and feed.status is FeedStatus.OK:
+            return self._add(chat, feed, sample=None)
+
+        now = self._clock()
+        feed = Feed(
+            url=final_url,
+            title=parsed.title,
+            link=parsed.link,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=result.body_hash,
+            last_success=now,
+            next_poll=now + self._first_poll_after,
+        )
+        # The back catalogue is history, not news: remember it all as seen, and
+        # show the newest entry alone, as a sample of what will arrive.
+        keys = [key for entry in parsed.entries for key in dedupe_keys(entry)]
+        self._store.delete_feed(final_url)  # a gone feed re-subscribed starts afresh
+        self._store.mark_seen(final_url, keys, now)
+        answer = self._add(chat, feed, sample=newest(parsed.entries), new_feed=True)
+        return answer
+
+    def _add(
+        self, chat: Chat, feed: Feed, sample: Entry | None, *, new_feed: bool = False
+    ) -> Answer:
+        chat.active = True
+        self._store.put_chat(chat)
+        if new_feed:
+            self._store.put_feed(feed)
+        self._store.add_subscription(Subscription(chat.id, feed.url, created=self._clock()))
+        if sample is not None:
+            self._store.enqueue(feed.url, sample, [chat.id])
+        self._store.commit()
+        log.info("chat %s subscribed to %s", chat.id, feed.url)
+        if new_feed:
+            self._scheduling.feed_added(feed.url)
+        return Answer(True, f"Subscribed to {feed_label(feed, feed.url)}\n{esc(feed.url)}")
+
+    # -- unsubscribe ---------------------------------------------------------
+    def find(self, chat_id: int, ref: str) -> Subscription | None:
+        """A chat's subscription by its /list number or its URL."""
+        subs = self._store.chat_subscriptions(chat_id)
+        if ref.isdigit():
+            index = int(ref)
+            return subs[index - 1] if 1 <= index <= len(subs) else None
+        try:
+            url = normalize_url(ref)
+        except InvalidURL:
+            url = ref
+        return next((sub for sub in subs if sub.feed_url in (url, ref)), None)
+
+    def unsubscribe(self, chat_id: int, ref: str) -> Answer:
+        sub = self.find(chat_id, ref)
+        if sub is None:
+            return Answer(False, f"Not subscribed to {esc(ref)}. /list shows the subscriptions.")
+        feed = self._store.get_feed(sub.feed_url)
+        self._store.remove_subscription(chat_id, sub.feed_url)
+        orphaned = not self._store.feed_subscriptions(sub.feed_url)
+        if orphaned:
+            self._store.delete_feed(sub.feed_url)
+        self._store.commit()
+        if orphaned:
+            self._scheduling.feed_removed(sub.feed_url)
+        log.info("chat %s unsubscribed from %s", chat_id, sub.feed_url)
+        return Answer(True, f"Unsubscribed from {feed_label(feed, sub.feed_url)}")
+
+    def unsubscribe_all(self, chat_id: int) -> int:
+        """Stop everything a chat follows (the bot was removed from a group)."""
+        subs = self._store.chat_subscriptions(chat_id)
+        for sub in subs:
+            self.unsubscribe(chat_id, sub.feed_url)
+        return len(subs)
+
+    # -- list ----------------------------------------------------------------
+    def listing(self, chat_id: int, chat_name: str) -> list[str]:
+        """/list as lines of Telegram HTML, numbered as /unsubscribe N counts."""
+        subs = self._store.chat_subscriptions(chat_id)
+        if not subs:
+            return [f"{esc(chat_name)} has no subscriptions. Add one with /subscribe URL."]
+        lines = [f"Subscriptions of {esc(chat_name)} ({len(subs)}):"]
+        for number, sub in enumerate(subs, 1):
+            feed = self._store.get_feed(sub.feed_url)
+            status = ""
+            if feed is not None and feed.status == FeedStatus.GONE:
+                status = " (gone: the server removed it)"
+            elif feed is not None and feed.error_count:
+                status = f" (failing: {esc(feed.last_error or 'error')})"
+            lines.append(f"{number}. {feed_label(feed, sub.feed_url)}{status}\n{esc(sub.feed_url)}")
+        return lines
+
+    # -- settings ------------------------------------------------------------
+    def settings(self, chat_id: int, ref: str) -> Answer:
+        sub = self.find(chat_id, ref)
+        if sub is None:
+            return Answer(False, f"No subscription {esc(ref)}. /list shows the numbers.")
+        feed = self._store.get_feed(sub.feed_url)
+        lines = [f"Settings of {feed_label(feed, sub.feed_url)}:"]
+        for key, (field, _) in STYLE_KEYS.items():
+            lines.append(f"{key}: {describe(getattr(sub.style, field))}")
+        return Answer(True, "\n".join(lines))
+
+    def set_style(self, chat_id: int, ref: str, key: str, value: str) -> Answer:
+        sub = self.find(chat_id, ref)
+        if sub is None:
+            return Answer(False, f"No subscription {esc(ref)}. /list shows the numbers.")
+        try:
+            style = apply_setting(sub.style, key, value)
+        except ValueError as exc:
+            return Answer(False, esc(str(exc)))
+        self._store.put_subscription(replace(sub, style=style))
+        self._store.commit()
+        log.info("chat %s set %s=%s for %s", chat_id, key, value, sub.feed_url)
+        feed = self._store.get_feed(sub.feed_url)
+        return Answer(True, f"{feed_label(feed, sub.feed_url)}: {esc(key)} is now {esc(value)}.")
+
+
+_SWITCH = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False}
+
+#: /set keys → (Style field, allowed values).
+STYLE_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "summary": ("summary", ("none", "short", "full")),
+    "media": ("media", ("on", "off")),
+    "preview": ("link_preview", ("on", "off")),
+    "silent": ("silent", ("on", "off")),
+    "author": ("show_author", ("on", "off")),
+    "feed": ("show_feed", ("on", "off")),
+    "tags": ("show_tags", ("on", "off")),
+}
+
+
+def describe(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def apply_setting(style: Style, key: str, value: str) -> Style:
+    """The style with one /set key changed; ValueError names what was wrong."""
+    key = key.lower()
+    value = value.lower()
+    if key not in STYLE_KEYS:
+        raise ValueError(f"Unknown setting {key!r}. Settings: {', '.join(STYLE_KEYS)}.")
+    field, allowed = STYLE_KEYS[key]
+    if field == "summary":
+        if value not in allowed:
+            raise ValueError(f"{key} takes one of: {', '.join(allowed)}.")
+        return replace(style, summary=value)  # type: ignore[arg-type]
+    if value not in _SWITCH:
+        raise ValueError(f"{key} takes on or off.")
+    return replace(style, **{field: _SWITCH[value]})
+
+
+def pause_chat(store: Store, chat_id: int) -> None:
+    """The chat cannot be reached (blocked, kicked, gone): keep its
+    subscriptions, paused, and drop what was queued for it."""
+    chat = store.get_chat(chat_id)
+    if chat is not None:
+        chat.active = False
+        store.put_chat(chat)
+    for delivery in store.pending_for_chat(chat_id):
+        store.complete(delivery)
+    store.commit()
+
+
+def resume_chat(store: Store, chat: Chat) -> bool:
+    """The chat is back (/start, bot re-added): record it active again.
+    True if it had been paused with subscriptions to resume."""
+    previous = store.get_chat(chat.id)
+    chat.active = True
+    store.put_chat(chat)
+    store.commit()
+    return previous is not None and not previous.active and bool(store.chat_subscriptions(chat.id))

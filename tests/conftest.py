@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fake_telegram import FakeTelegram
+from tests.feed_server import FeedServer
+from tests.harness import TOKEN
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def feeds() -> AsyncIterator[FeedServer]:
+    async with FeedServer() as server:
+        yield server

@@ -1,0 +1,92 @@
+"""Run the real bot in-process against the fake Telegram API and a local feed server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from telegram.ext import Application
+
+from bot.app import ALLOWED_UPDATES, build_application
+from bot.config import Config, load_config
+from bot.services import SERVICES_KEY, Services
+from tests.fake_telegram import FakeTelegram
+
+TOKEN = "123456:TEST"
+
+
+def write_config(
+    directory: Path,
+    telegram: FakeTelegram,
+    *,
+    interval: str = "1s",
+    extra_telegram: str = "",
+    timeout: str = "5s",
+) -> Path:
+    """A config file as a user would write it, pointing at the fakes."""
+    path = directory / "config.toml"
+    path.write_text(
+        f"""
+[telegram]
+token = "{TOKEN}"
+api_base_url = "{telegram.base_url}"
+admins = [4242]
+{extra_telegram}
+
+[store]
+path = "{directory / "data" / "feedbot.sqlite"}"
+
+[poll]
+interval = "{interval}"
+min_interval = "1s"
+timeout = "{timeout}"
+allow_private_addresses = true
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def load_test_config(directory: Path, telegram: FakeTelegram, **kwargs: str) -> Config:
+    return load_config(str(write_config(directory, telegram, **kwargs)), env={})
+
+
+@asynccontextmanager
+async def running_bot(config: Config) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """The steps of Application.run_polling, without its signal handling."""
+    app = build_application(config)
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=ALLOWED_UPDATES)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        if app.post_stop is not None:
+            await app.post_stop(app)
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+
+
+def services(app: Application) -> Services:  # type: ignore[type-arg]
+    found = app.bot_data[SERVICES_KEY]
+    assert isinstance(found, Services)
+    return found
+
+
+async def eventually(
+    predicate: Callable[[], object], timeout: float = 10.0, message: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,117 @@
+"""A user in a private chat: subscribe, receive each new entry once, list, unsubscribe."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.fake_telegram import FakeTelegram
+from tests.feed_server import FeedServer
+from tests.harness import eventually, load_test_config, running_bot, services
+
+USER = 1001
+
+
+async def test_subscribe_receive_list_unsubscribe(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER, "Ada")
+    feed = feeds.rss("/news.xml", title="Daily News")
+    for n in range(1, 6):
+        feed.publish(f"Old story {n}", link=f"https://news.example/{n}", html=f"<p>Body {n}</p>")
+    config = load_test_config(tmp_path, telegram)
+    async with running_bot(config) as app:
+        telegram.user_says(USER, USER, "/start")
+        (welcome,) = await telegram.wait_sent(USER, 1)
+        assert "/subscribe" in welcome.plain
+
+        telegram.user_says(USER, USER, f"/subscribe {feeds.url('/news.xml')}")
+        reply, sample = (await telegram.wait_sent(USER, 3))[1:]
+        assert "Subscribed to Daily News" in reply.plain
+        # The back catalogue is not replayed: only the newest entry, as a sample.
+        assert "Old story 5" in sample.plain
+        assert 'href="https://news.example/5"' in sample.text
+        await asyncio.sleep(1.5)
+        assert len(telegram.sent(USER)) == 3
+
+        feed.publish(
+            "Fresh story", link="https://news.example/fresh", html="<p>Fresh <b>news</b></p>"
+        )
+        messages = await telegram.wait_sent(USER, 4)
+        assert "Fresh story" in messages[3].plain
+        # Further polls must not send it again.
+        await asyncio.sleep(2.5)
+        assert [m.plain.count("Fresh story") for m in telegram.sent(USER)].count(1) == 1
+
+        telegram.user_says(USER, USER, "/list")
+        listing = (await telegram.wait_sent(USER, 5))[4]
+        assert "1. Daily News" in listing.plain
+        assert feeds.url("/news.xml") in listing.plain
+
+        telegram.user_says(USER, USER, "/unsubscribe 1")
+        bye = (await telegram.wait_sent(USER, 6))[5]
+        assert "Unsubscribed from Daily News" in bye.plain
+        assert services(app).store.chat_subscriptions(USER) == []
+
+        feed.publish("After unsubscribing", link="https://news.example/after")
+        await asyncio.sleep(2.5)
+        assert not any("After unsubscribing" in m.plain for m in telegram.sent(USER))
+
+
+async def test_aliases_and_several_urls(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
+    telegram.add_user(USER)
+    feeds.rss("/a.xml", title="Feed A").publish("A1")
+    feeds.rss("/b.xml", title="Feed B").publish("B1")
+    config = load_test_config(tmp_path, telegram, interval="1h")
+    async with running_bot(config) as app:
+        telegram.user_says(USER, USER, f"/sub {feeds.url('/a.xml')} {feeds.url('/b.xml')}")
+        await eventually(lambda: len(telegram.sent(USER)) >= 3, message="reply and two samples")
+        reply = next(m for m in telegram.sent(USER) if "Subscribed" in m.plain)
+        assert "Feed A" in reply.plain and "Feed B" in reply.plain
+        telegram.user_says(USER, USER, f"/unsub {feeds.url('/b.xml')}")
+        await eventually(
+            lambda: any("Unsubscribed from Feed B" in m.plain for m in telegram.sent(USER))
+        )
+        subs = services(app).store.chat_subscriptions(USER)
+        assert [s.feed_url for s in subs] == [feeds.url("/a.xml")]
+
+
+async def test_bad_input_gets_one_clear_answer_and_changes_nothing(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    feeds.rss("/ok.xml", title="Fine Feed").publish("Hello")
+    feeds.set_feed(
+        "/page.html", "<html><head><title>Blog</title></head><body>hi</body></html>", "text/html"
+    )
+    feeds.set_feed(
+        "/broken.xml", "<rss><channel><title>x</title><item><title>a</ti", "application/rss+xml"
+    )
+    feeds.fail("/missing.xml", status=404)
+    config = load_test_config(tmp_path, telegram, interval="1h")
+    cases = [
+        ("/subscribe", "Usage"),
+        ("/subscribe not-a-url", "not-a-url"),
+        ("/subscribe ftp://example.com/feed", "ftp"),
+        ("/subscribe http://127.0.0.1:1/feed.xml", "Could not subscribe"),
+        (f"/subscribe {feeds.url('/missing.xml')}", "404"),
+        (f"/subscribe {feeds.url('/page.html')}", "HTML"),
+        (f"/subscribe {feeds.url('/broken.xml')}", "Could not subscribe"),
+        ("/unsubscribe https://nowhere.example/feed", "Not subscribed"),
+        ("/unsubscribe 7", "Not subscribed"),
+    ]
+    async with running_bot(config) as app:
+        store = services(app).store
+        for number, (command, expected) in enumerate(cases, 1):
+            telegram.user_says(USER, USER, command)
+            answer = (await telegram.wait_sent(USER, number))[-1]
+            assert expected.lower() in answer.plain.lower(), (command, answer.plain)
+            assert store.chat_subscriptions(USER) == []
+        # Subscribing twice: the second answer says so, one subscription remains.
+        telegram.user_says(USER, USER, f"/subscribe {feeds.url('/ok.xml')}")
+        await telegram.wait_sent(USER, len(cases) + 2)  # reply + sample
+        telegram.user_says(USER, USER, f"/subscribe {feeds.url('/ok.xml')}")
+        again = (await telegram.wait_sent(USER, len(cases) + 3))[-1]
+        assert "Already subscribed" in again.plain
+        assert len(store.chat_subscriptions(USER)) == 1
+        await asyncio.sleep(0.5)
+        assert len(telegram.sent(USER)) == len(cases) + 3

@@ -1,0 +1,450 @@
+"""bot.fetch against the local FeedServer (and httpx.MockTransport for the
+cases that need a public address)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import socket
+import time
+
+import httpx
+import pytest
+
+from bot.fetch import (
+    Fetcher,
+    FetchError,
+    InvalidURL,
+    is_public_address,
+    normalize_url,
+)
+from tests.feed_server import FeedServer
+
+
+@pytest.fixture
+async def server():
+    async with FeedServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def fetcher():
+    async with Fetcher(allow_private=True, timeout=3.0) as f:
+        yield f
+
+
+# ------------------------------------------------------------------ 200 / 304
+
+
+async def test_200_then_304_on_conditional_fetch(server, fetcher):
+    feed = server.rss("/news.xml", title="News")
+    feed.publish("Hello", html="<p>world</p>")
+    url = server.url("/news.xml")
+
+    first = await fetcher.fetch(url)
+    assert first.status == 200
+    assert first.url == url
+    assert b"Hello" in first.body
+    assert first.content_type.startswith("application/rss+xml")
+    assert first.etag and first.last_modified
+    assert first.body_hash == hashlib.sha256(first.body).hexdigest()
+    assert first.permanent_url is None and first.max_age is None
+
+    second = await fetcher.fetch(url, etag=first.etag, last_modified=first.last_modified)
+    assert second.status == 304
+    assert second.body == b"" and second.body_hash is None
+    assert second.etag == first.etag and second.last_modified == first.last_modified
+    record = server.requests[-1]
+    assert record.if_none_match == first.etag
+    assert record.if_modified_since == first.last_modified
+
+    by_date = await fetcher.fetch(url, last_modified=first.last_modified)
+    assert by_date.status == 304
+
+    feed.publish("Again")
+    third = await fetcher.fetch(url, etag=first.etag, last_modified=first.last_modified)
+    assert third.status == 200 and b"Again" in third.body
+    assert third.etag != first.etag
+
+
+async def test_request_headers(server, fetcher):
+    server.set_feed("/a.xml", "<rss/>")
+    await fetcher.fetch(server.url("/a.xml"))
+    record = server.requests[0]
+    assert record.user_agent.startswith("feedbot/")
+    assert record.accept.startswith("application/rss+xml")
+    assert "gzip" in record.accept_encoding
+
+
+async def test_gzip_is_decoded(server, fetcher):
+    body = ("<rss>" + "x" * 50_000 + "</rss>").encode()
+    server.set_feed("/big.xml", body)
+    result = await fetcher.fetch(server.url("/big.xml"))
+    assert server.requests[0].gzipped
+    assert result.body == body
+    assert result.body_hash == hashlib.sha256(body).hexdigest()
+
+
+async def test_server_ignoring_validators_gives_same_body_hash(server, fetcher):
+    server.rss("/a.xml").publish("x")
+    server.ignore_validators("/a.xml")
+    a = await fetcher.fetch(server.url("/a.xml"))
+    b = await fetcher.fetch(server.url("/a.xml"), etag=a.etag)
+    assert (a.status, b.status) == (200, 200)
+    assert a.body_hash == b.body_hash
+
+
+async def test_cache_control_and_content_location(server, fetcher):
+    server.set_feed("/a.xml", "<rss/>")
+    server.set_headers(
+        "/a.xml", {"Cache-Control": "public, max-age=3600", "Content-Location": "b.xml"}
+    )
+    result = await fetcher.fetch(server.url("/a.xml"))
+    assert result.max_age == 3600
+    assert result.content_location == server.url("/b.xml")
+
+
+# ------------------------------------------------------------------ limits
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+async def test_size_cap(gzipped):
+    async with FeedServer(gzip=gzipped) as server:
+        server.set_feed("/huge.xml", b"<rss>" + b"a" * 300_000 + b"</rss>")
+        async with Fetcher(allow_private=True, max_bytes=100_000) as fetcher:
+            with pytest.raises(FetchError, match=r"larger than 100 KB") as info:
+                await fetcher.fetch(server.url("/huge.xml"))
+    assert info.value.status is None
+
+
+async def test_stalled_server_times_out(server):
+    server.set_feed("/slow.xml", "<rss/>")
+    server.stall("/slow.xml", 10)
+    async with Fetcher(allow_private=True, timeout=0.5) as fetcher:
+        start = time.monotonic()
+        with pytest.raises(FetchError, match=r"^Timed out after 0.5 s\.$"):
+            await fetcher.fetch(server.url("/slow.xml"))
+    assert time.monotonic() - start < 2
+
+
+async def test_trickling_server_times_out_overall():
+    # 20 bytes every 0.05 s: each read is quick, the whole body would take 10 s.
+    async with FeedServer(gzip=False) as server:
+        server.set_feed("/drip.xml", b"<rss>" + b" " * 4000 + b"</rss>")
+        server.trickle("/drip.xml", chunk_size=20, interval=0.05)
+        async with Fetcher(allow_private=True, timeout=0.6) as fetcher:
+            start = time.monotonic()
+            with pytest.raises(FetchError, match="Timed out"):
+                await fetcher.fetch(server.url("/drip.xml"))
+        assert time.monotonic() - start < 2.5
+        assert server.requests[0].status == 200
+
+
+async def test_concurrency_is_bounded(server):
+    for i in range(6):
+        server.set_feed(f"/{i}.xml", "<rss/>")
+        server.stall(f"/{i}.xml", 0.15)
+    async with Fetcher(allow_private=True, concurrency=2) as fetcher:
+        results = await asyncio.gather(*(fetcher.fetch(server.url(f"/{i}.xml")) for i in range(6)))
+    assert all(r.status == 200 for r in results)
+    assert server.max_in_flight == 2
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "gone"),
+    [
+        (404, r"^The server answered 404 Not Found\.$", False),
+        (410, r"^The server answered 410 Gone", True),
+        (500, r"^The server answered 500 Internal Server Error\.$", False),
+        (403, r"^The server answered 403 Forbidden\.$", False),
+    ],
+)
+async def test_http_errors(server, fetcher, status, message, gone):
+    server.fail("/x.xml", status=status)
+    with pytest.raises(FetchError, match=message) as info:
+        await fetcher.fetch(server.url("/x.xml"))
+    assert info.value.status == status
+    assert info.value.gone is gone
+    assert info.value.retry_after is None
+
+
+async def test_unknown_path_404(server, fetcher):
+    with pytest.raises(FetchError) as info:
+        await fetcher.fetch(server.url("/missing.xml"))
+    assert info.value.status == 404
+
+
+async def test_retry_after_seconds_and_date(server, fetcher):
+    server.fail("/busy.xml", status=429, headers={"Retry-After": "120"})
+    with pytest.raises(FetchError) as info:
+        await fetcher.fetch(server.url("/busy.xml"))
+    assert info.value.status == 429 and info.value.retry_after == 120
+
+    when = email.utils.formatdate(time.time() + 90, usegmt=True)
+    server.fail("/down.xml", status=503, headers={"Retry-After": when})
+    with pytest.raises(FetchError) as info:
+        await fetcher.fetch(server.url("/down.xml"))
+    assert info.value.status == 503
+    assert 80 <= info.value.retry_after <= 91
+
+    server.fail("/past.xml", status=503, headers={"Retry-After": "garbage"})
+    with pytest.raises(FetchError) as info:
+        await fetcher.fetch(server.url("/past.xml"))
+    assert info.value.retry_after is None
+
+
+async def test_failure_then_recovery(server, fetcher):
+    server.set_feed("/f.xml", "<rss/>")
+    server.fail("/f.xml", status=502, times=1)
+    with pytest.raises(FetchError):
+        await fetcher.fetch(server.url("/f.xml"))
+    assert (await fetcher.fetch(server.url("/f.xml"))).status == 200
+
+
+async def test_unreachable_port_is_a_clear_error(fetcher):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(FetchError) as info:
+        await fetcher.fetch(f"http://127.0.0.1:{port}/feed.xml")
+    assert str(info.value) == "Could not connect to 127.0.0.1: connection refused."
+    assert info.value.status is None
+
+
+async def test_dns_failure_message():
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError("boom", request=request) from exc
+
+    async with Fetcher(allow_private=True, transport=httpx.MockTransport(handler)) as fetcher:
+        with pytest.raises(FetchError, match=r"^Could not find the server nowhere\.example"):
+            await fetcher.fetch("https://nowhere.example/feed")
+
+
+async def test_undecodable_gzip_is_a_fetch_error():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    async with Fetcher(allow_private=True, transport=httpx.MockTransport(handler)) as fetcher:
+        with pytest.raises(FetchError, match="could not be decompressed"):
+            await fetcher.fetch("https://e.example/feed")
+
+
+async def test_non_http_scheme_refused(fetcher):
+    with pytest.raises(FetchError, match="http and https"):
+        await fetcher.fetch("ftp://example.com/feed.xml")
+
+
+# ------------------------------------------------------------------ redirects
+
+
+async def test_permanent_redirect_chain_gives_permanent_url(server, fetcher):
+    server.set_feed("/c.xml", "<rss/>")
+    server.redirect("/a.xml", "/b.xml", status=301)
+    server.redirect("/b.xml", "/c.xml", status=308)
+    result = await fetcher.fetch(server.url("/a.xml"))
+    assert result.status == 200
+    assert result.url == server.url("/c.xml")
+    assert result.permanent_url == server.url("/c.xml")
+
+
+@pytest.mark.parametrize("statuses", [(302,), (301, 302), (307, 301)])
+async def test_temporary_hop_means_no_permanent_url(server, fetcher, statuses):
+    server.set_feed("/end.xml", "<rss/>")
+    paths = [f"/hop{i}.xml" for i in range(len(statuses))] + ["/end.xml"]
+    for i, status in enumerate(statuses):
+        server.redirect(paths[i], paths[i + 1], status=status)
+    result = await fetcher.fetch(server.url(paths[0]))
+    assert result.url == server.url("/end.xml")
+    assert result.permanent_url is None
+
+
+async def test_permanent_redirect_then_304(server, fetcher):
+    server.set_feed("/new.xml", "<rss/>")
+    server.redirect("/old.xml", "/new.xml", status=301)
+    first = await fetcher.fetch(server.url("/old.xml"))
+    again = await fetcher.fetch(server.url("/old.xml"), etag=first.etag)
+    assert again.status == 304
+    assert again.permanent_url == server.url("/new.xml")
+
+
+async def test_redirect_loop(server, fetcher):
+    server.redirect("/x.xml", "/y.xml", status=302)
+    server.redirect("/y.xml", "/x.xml", status=302)
+    with pytest.raises(FetchError, match="loop"):
+        await fetcher.fetch(server.url("/x.xml"))
+
+
+async def test_too_many_redirects(server, fetcher):
+    for i in range(7):
+        server.redirect(f"/r{i}", f"/r{i + 1}", status=301)
+    server.set_feed("/r7", "<rss/>")
+    with pytest.raises(FetchError, match=r"Too many redirects \(more than 5\)"):
+        await fetcher.fetch(server.url("/r0"))
+    assert server.count("/r5") == 1 and server.count("/r6") == 0
+
+
+async def test_five_redirects_are_fine(server, fetcher):
+    for i in range(5):
+        server.redirect(f"/r{i}", f"/r{i + 1}", status=301)
+    server.set_feed("/r5", "<rss/>")
+    assert (await fetcher.fetch(server.url("/r0"))).permanent_url == server.url("/r5")
+
+
+async def test_redirect_to_other_scheme_refused(server, fetcher):
+    server.redirect("/x.xml", "file:///etc/passwd", status=302)
+    with pytest.raises(FetchError, match="not http or https"):
+        await fetcher.fetch(server.url("/x.xml"))
+
+
+# ------------------------------------------------------------------ private addresses
+
+
+async def test_private_address_refused_by_default(server):
+    server.set_feed("/a.xml", "<rss/>")
+    async with Fetcher() as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(server.url("/a.xml"))
+    assert str(info.value) == "Refusing to fetch a private network address (127.0.0.1)."
+    assert server.count("/a.xml") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost/feed",
+        "http://[::1]/feed",
+        "http://[::ffff:127.0.0.1]/feed",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/feed",
+        "http://192.168.1.1/feed",
+        "http://0.0.0.0/feed",
+        "http://[fe80::1]/feed",
+        "http://224.0.0.1/feed",
+    ],
+)
+async def test_private_addresses_refused(url):
+    async with Fetcher(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as fetcher:
+        with pytest.raises(FetchError, match=r"^Refusing to fetch a private network address"):
+            await fetcher.fetch(url)
+
+
+async def test_redirect_to_private_address_refused():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.host == "93.184.215.14":
+            return httpx.Response(301, headers={"Location": "http://127.0.0.1:8080/admin"})
+        return httpx.Response(200, content=b"secret")
+
+    async with Fetcher(transport=httpx.MockTransport(handler)) as fetcher:
+        with pytest.raises(FetchError, match=r"private network address \(127\.0\.0\.1\)"):
+            await fetcher.fetch("http://93.184.215.14/feed")
+    assert seen == ["http://93.184.215.14/feed"]
+
+
+async def test_public_address_allowed_through_mock():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"<rss/>", headers={"Content-Type": "text/xml"})
+
+    async with Fetcher(transport=httpx.MockTransport(handler)) as fetcher:
+        result = await fetcher.fetch("http://93.184.215.14/feed")
+    assert result.status == 200 and result.body == b"<rss/>"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.0.1", False),
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("169.254.169.254", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("255.255.255.255", False),
+        ("::1", False),
+        ("::", False),
+        ("fe80::1%eth0", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("not an ip", False),
+    ],
+)
+def test_is_public_address(address, public):
+    assert is_public_address(address) is public
+
+
+# ------------------------------------------------------------------ normalize_url
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("example.com/feed", "https://example.com/feed"),
+        ("  https://Example.COM/Feed.xml  ", "https://example.com/Feed.xml"),
+        ("HTTP://example.com", "http://example.com/"),
+        ("http://example.com:80/a", "http://example.com/a"),
+        ("https://example.com:443/a", "https://example.com/a"),
+        ("https://example.com:8443/a?x=1#frag", "https://example.com:8443/a?x=1"),
+        ("example.com:8080/rss", "https://example.com:8080/rss"),
+        ("feed://example.com/rss", "http://example.com/rss"),
+        ("feed:https://example.com/rss", "https://example.com/rss"),
+        ("//example.com/rss", "https://example.com/rss"),
+        ("https://bücher.example/feed", "https://xn--bcher-kva.example/feed"),
+        ("https://example.com/a b/ü", "https://example.com/a%20b/%C3%BC"),
+        ("https://example.com/a%20b", "https://example.com/a%20b"),
+        ("http://127.0.0.1:8000/feed", "http://127.0.0.1:8000/feed"),
+        ("http://[::1]:8000/feed", "http://[::1]:8000/feed"),
+        ("http://localhost:8000/feed", "http://localhost:8000/feed"),
+        ("<https://example.com/feed>", "https://example.com/feed"),
+        ("https://example.com./feed", "https://example.com/feed"),
+    ],
+)
+def test_normalize_url(text, expected):
+    assert normalize_url(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Please send a feed URL"),
+        ("   ", "Please send a feed URL"),
+        ("ftp://example.com/feed", "not ftp:"),
+        ("file:///etc/passwd", "not file:"),
+        ("javascript:alert(1)", "not javascript:"),
+        ("mailto:someone@example.com", "not mailto:"),
+        ("https://", "no host name"),
+        ("hello world", "not a"),
+        ("justaword", "is not a URL"),
+        ("https://exa mple.com/", "not a"),
+        ("https://example.com:99999/", "not a valid URL"),
+        ("http://-bad-.example/", "not a valid host name"),
+    ],
+)
+def test_normalize_url_rejects(text, message):
+    with pytest.raises(InvalidURL, match=message) as info:
+        normalize_url(text)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value).endswith(".")
+
+
+@pytest.mark.parametrize("url", ["http://[::1/feed", "http://example.com:99999/", "http:///feed"])
+async def test_invalid_urls_are_fetch_errors(fetcher, url):
+    with pytest.raises(FetchError):
+        await fetcher.fetch(url)

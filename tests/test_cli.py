@@ -1,0 +1,119 @@
+"""The `feedbot` command as a user runs it: subprocesses, real exit codes and output."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.feed_server import FeedServer
+from tests.telegram_html import check_message
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+VOA = SHARED / "examples" / "voa-chinese.rss.xml"
+
+
+async def feedbot(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, "FEEDBOT_TOKEN": "", "FEEDBOT_CONFIG": "", **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+def html_blocks(output: str) -> list[tuple[str, str]]:
+    """(header, message html) pairs of `feedbot check` output."""
+    blocks = []
+    for chunk in output.split("\n--- ")[1:]:
+        header, _, body = chunk.partition("\n")
+        blocks.append((header, body.strip("\n")))
+    return blocks
+
+
+async def test_check_prints_valid_telegram_html_for_newest_entries(tmp_path, feeds: FeedServer):
+    feed = feeds.rss("/news.xml", title="Checked Feed")
+    for n in range(5):
+        feed.publish(
+            f'Item {n} <&> "quoted"', link=f"https://c.example/{n}", html=f"<p>Text {n}</p>"
+        )
+    code, out, err = await feedbot("check", feeds.url("/news.xml"), "--limit", "2", cwd=tmp_path)
+    assert code == 0, err
+    assert out.startswith("# Checked Feed")
+    blocks = html_blocks(out)
+    assert len(blocks) == 2
+    assert "Item 4" in blocks[0][0] and "Item 3" in blocks[1][0]  # newest first
+    for header, body in blocks:
+        caption = "with " in header.split("]")[-1]
+        check_message(body, caption=caption)
+        assert "&lt;&amp;&gt;" in body
+
+
+async def test_check_the_chinese_example_from_a_file(tmp_path):
+    if not VOA.exists():
+        return
+    code, out, err = await feedbot("check", str(VOA), "--limit", "1", cwd=tmp_path)
+    assert code == 0, err
+    ((header, body),) = html_blocks(out)
+    assert "俄罗斯和美国就乌克兰和安全问题再次争吵" in header
+    check_message(body, caption="with photo" in header)
+    assert 'href="https://www.voachinese.com/a/us-Russia-talks-20220111/6393207.html"' in body
+    assert "feedx.net" not in body  # the aggregator's footer is not the news
+
+
+async def test_check_failures_are_one_line_and_nonzero(tmp_path, feeds: FeedServer):
+    feeds.fail("/gone.xml", status=404)
+    feeds.set_feed("/page.html", "<html><body>Just a page</body></html>", "text/html")
+    for target in (
+        feeds.url("/gone.xml"),
+        feeds.url("/page.html"),
+        "ftp://x.example/feed",
+        "http://127.0.0.1:1/",
+    ):
+        code, out, err = await feedbot("check", target, cwd=tmp_path)
+        assert code != 0, target
+        assert out == ""
+        assert len(err.strip().splitlines()) == 1, err
+        assert err.startswith("feedbot: ")
+
+
+async def test_run_refuses_a_bad_config_with_one_line_naming_the_key(tmp_path):
+    cases = {
+        '[telegram]\ntoken = "1:A"\ntokn = "x"\n': "telegram.tokn",
+        '[telegram]\ntoken = "1:A"\n[poll]\ninterval = "soon"\n': "poll.interval",
+        '[telegram]\ntoken = "1:A"\nadmins = "me"\n': "telegram.admins",
+        '[telegram]\ntoken = "1:A"\n[stor]\npath = "x"\n': "stor",
+    }
+    config = tmp_path / "config.toml"
+    for text, key in cases.items():
+        config.write_text(text)
+        code, _, err = await feedbot("run", "--config", str(config), cwd=tmp_path)
+        assert code == 2, (text, err)
+        assert len(err.strip().splitlines()) == 1, err
+        assert key in err
+
+
+async def test_run_without_token_says_how_to_give_one(tmp_path):
+    code, _, err = await feedbot("run", cwd=tmp_path)
+    assert code == 2
+    assert "FEEDBOT_TOKEN" in err or "token" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("feedbot")
+    assert script.exists(), "pip install . installs the feedbot console script"
+    process = await asyncio.create_subprocess_exec(
+        str(script), "--help", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    assert b"check" in out and b"run" in out

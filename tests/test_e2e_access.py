@@ -1,0 +1,45 @@
+"""A private bot (public = false) serves only its admins and allowed users."""
+
+from __future__ import annotations
+
+from tests.fake_telegram import FakeTelegram
+from tests.feed_server import FeedServer
+from tests.harness import eventually, load_test_config, running_bot, services
+
+ADMIN = 4242  # tests/harness.py puts this id in telegram.admins
+FRIEND = 7001
+STRANGER = 7002
+GROUP = -7001
+
+
+async def test_private_bot_refuses_strangers(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
+    for user in (ADMIN, FRIEND, STRANGER):
+        telegram.add_user(user)
+    telegram.add_group(GROUP, "Mixed", admins={STRANGER}, members={FRIEND})
+    feeds.rss("/p.xml", title="Private Feed").publish("x")
+    config = load_test_config(
+        tmp_path,
+        telegram,
+        interval="1h",
+        extra_telegram=f"public = false\nallowed_users = [{FRIEND}]",
+    )
+    async with running_bot(config) as app:
+        store = services(app).store
+        telegram.user_says(STRANGER, STRANGER, f"/subscribe {feeds.url('/p.xml')}")
+        (answer,) = await telegram.wait_sent(STRANGER, 1)
+        assert "private" in answer.plain
+        telegram.user_says(STRANGER, STRANGER, "/start")
+        answer = (await telegram.wait_sent(STRANGER, 2))[-1]
+        assert "private" in answer.plain
+        # A group administrator who is not allowed cannot use it in the group either.
+        telegram.user_says(GROUP, STRANGER, f"/subscribe {feeds.url('/p.xml')}")
+        answer = (await telegram.wait_sent(GROUP, 1))[-1]
+        assert "private" in answer.plain
+        assert store.chat_subscriptions(STRANGER) == store.chat_subscriptions(GROUP) == []
+
+        telegram.user_says(FRIEND, FRIEND, f"/subscribe {feeds.url('/p.xml')}")
+        await eventually(lambda: len(store.chat_subscriptions(FRIEND)) == 1)
+        # A bot admin may manage a group they do not administer.
+        telegram.add_group(GROUP, "Mixed", admins={STRANGER}, members={FRIEND, ADMIN})
+        telegram.user_says(GROUP, ADMIN, f"/subscribe {feeds.url('/p.xml')}")
+        await eventually(lambda: len(store.chat_subscriptions(GROUP)) == 1)

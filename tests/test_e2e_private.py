@@ -115,3 +115,16 @@ async def test_bad_input_gets_one_clear_answer_and_changes_nothing(
         assert len(store.chat_subscriptions(USER)) == 1
         await asyncio.sleep(0.5)
         assert len(telegram.sent(USER)) == len(cases) + 3
+
+
+async def test_unknown_command_and_bare_link_get_a_pointer(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    async with running_bot(load_test_config(tmp_path, telegram, interval="1h")):
+        telegram.user_says(USER, USER, "/frobnicate")
+        (answer,) = await telegram.wait_sent(USER, 1)
+        assert "/help" in answer.plain
+        telegram.user_says(USER, USER, "https://blog.example/feed.xml")
+        answer = (await telegram.wait_sent(USER, 2))[-1]
+        assert "/subscribe https://blog.example/feed.xml" in answer.plain

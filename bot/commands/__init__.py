@@ -50,3 +50,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         )
     )
     application.add_handler(ChatMemberHandler(basic.membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    # Last: whatever no handler above took, in a private chat.
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    application.add_handler(MessageHandler(private & filters.COMMAND, basic.unknown_command))
+    application.add_handler(MessageHandler(private & filters.TEXT, basic.plain_text))

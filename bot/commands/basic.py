@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 from bot.commands.access import chat_from_telegram, may_use_bot
 from bot.commands.replies import NO_PREVIEW, reply
 from bot.services import get_services
-from bot.subscriptions import pause_chat, resume_chat
+from bot.subscriptions import esc, pause_chat, resume_chat
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ then from this private chat:
 /subscribe @channel URL, /list @channel, /unsubscribe @channel N."""
 
 GROUP_INTRO = """Hello! I post new entries of RSS, Atom and JSON feeds here.
-Administrators: /subscribe URL to follow a feed, /list to see what this group follows, /help for more."""
+Administrators: /subscribe URL to follow a feed, /list to see what this group
+follows, /help for more."""
 
 PRIVATE_ONLY = "This bot is private: ask its operator to let you use it."
 
@@ -76,3 +77,20 @@ async def membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             await context.bot.send_message(
                 chat.id, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
             )
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In a private chat, a command we don't know gets a pointer to /help
+    (in groups it may be meant for another bot: stay quiet)."""
+    await reply(update, "I don't know that command. /help lists what I can do.")
+
+
+async def plain_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A private message that isn't a command: a bare link most likely means
+    "subscribe me", so say how."""
+    message = update.effective_message
+    text = (message.text or "").strip() if message else ""
+    if text and " " not in text and ("." in text or "://" in text):
+        await reply(update, f"To follow this feed, send: /subscribe {esc(text)}")
+    else:
+        await reply(update, "Send /subscribe URL to follow a feed, or /help.")

@@ -13,7 +13,15 @@ from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import newest_first
 from bot.models import Style
 from bot.parse import ParseError, parse_feed
-from bot.render import Message, render_entry
+from bot.render import (
+    CAPTION_LIMIT,
+    MESSAGE_LIMIT,
+    Message,
+    html_to_plain,
+    render_entry,
+    utf16_len,
+)
+from bot.subscriptions import apply_setting
 
 #: Third-party loggers that talk at INFO about every request.
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiolimiter")
@@ -39,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("url", help="feed URL (or a local file)")
     check.add_argument("--config", help="config file (optional)")
     check.add_argument("--limit", type=int, default=3, help="newest N entries (default 3)")
+    check.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="preview a subscription setting, as /set would (e.g. summary=full, media=off)",
+    )
     return parser
 
 
@@ -53,13 +68,17 @@ def main(argv: list[str] | None = None) -> int:
             run(config)
             return 0
         config = load_config(args.config, require_token=False)
-        return asyncio.run(check(args.url, args.limit, config.poll.timeout))
-    except ConfigError as exc:
+        style = Style()
+        for setting in args.set:
+            key, _, value = setting.partition("=")
+            style = apply_setting(style, key, value)
+        return asyncio.run(check(args.url, args.limit, config.poll.timeout, style))
+    except (ConfigError, ValueError) as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
         return 2
 
 
-async def check(target: str, limit: int, timeout: float) -> int:
+async def check(target: str, limit: int, timeout: float, style: Style) -> int:
     if limit < 1:
         print("feedbot: --limit must be at least 1", file=sys.stderr)
         return 2
@@ -69,12 +88,15 @@ async def check(target: str, limit: int, timeout: float) -> int:
     except (FetchError, ParseError, InvalidURL, OSError) as exc:
         print(f"feedbot: {target}: {exc}", file=sys.stderr)
         return 1
-    print(f"# {parsed.title} ({url}): {len(parsed.entries)} entries")
+    count = len(parsed.entries)
+    print(f"# {parsed.title} ({url}): {count} {'entry' if count == 1 else 'entries'}")
     for entry in newest_first(parsed.entries)[:limit]:
-        messages = render_entry(entry, parsed.title, Style())
+        messages = render_entry(entry, parsed.title, style)
         for number, message in enumerate(messages, 1):
             print()
             print(f"--- {entry.title or entry.id} [{number}/{len(messages)}] {_describe(message)}")
+            for item in message.media:
+                print(f"    {item.kind}: {item.url}")
             print(message.text)
     return 0
 
@@ -93,7 +115,12 @@ async def _read(target: str, timeout: float) -> tuple[bytes, str, str | None, st
 
 
 def _describe(message: Message) -> str:
+    """The Bot API method and how much of its limit the text uses."""
+    length = utf16_len(html_to_plain(message.text)) if message.text else 0
     if not message.media:
-        return "text"
-    kinds = ", ".join(f"{item.kind} {item.url}" for item in message.media)
-    return f"with {kinds}"
+        return f"sendMessage (text {length}/{MESSAGE_LIMIT})"
+    if len(message.media) > 1:
+        method = f"sendMediaGroup of {len(message.media)}"
+    else:
+        method = "send" + message.media[0].kind.capitalize()
+    return f"{method} (caption {length}/{CAPTION_LIMIT})"

@@ -35,7 +35,8 @@ def html_blocks(output: str) -> list[tuple[str, str]]:
     blocks = []
     for chunk in output.split("\n--- ")[1:]:
         header, _, body = chunk.partition("\n")
-        blocks.append((header, body.strip("\n")))
+        lines = [line for line in body.split("\n") if not line.startswith("    ")]  # media URLs
+        blocks.append((header, "\n".join(lines).strip("\n")))
     return blocks
 
 
@@ -52,8 +53,7 @@ async def test_check_prints_valid_telegram_html_for_newest_entries(tmp_path, fee
     assert len(blocks) == 2
     assert "Item 4" in blocks[0][0] and "Item 3" in blocks[1][0]  # newest first
     for header, body in blocks:
-        caption = "with " in header.split("]")[-1]
-        check_message(body, caption=caption)
+        check_message(body, caption="(caption " in header)
         assert "&lt;&amp;&gt;" in body
 
 
@@ -64,9 +64,26 @@ async def test_check_the_chinese_example_from_a_file(tmp_path):
     assert code == 0, err
     ((header, body),) = html_blocks(out)
     assert "俄罗斯和美国就乌克兰和安全问题再次争吵" in header
-    check_message(body, caption="with photo" in header)
+    assert "sendPhoto (caption " in header  # the video's poster, with the text as caption
+    check_message(body, caption=True)
     assert 'href="https://www.voachinese.com/a/us-Russia-talks-20220111/6393207.html"' in body
     assert "feedx.net" not in body  # the aggregator's footer is not the news
+
+
+async def test_check_previews_a_style(tmp_path, feeds: FeedServer):
+    feed = feeds.rss("/styled.xml", title="Styled")
+    feed.publish(
+        "Tagged", link="https://s.example/1", html="<p>Body text here.</p>", categories=["Rust"]
+    )
+    url = feeds.url("/styled.xml")
+    code, out, _ = await feedbot("check", url, "--limit", "1", cwd=tmp_path)
+    assert code == 0 and "#Rust" in out and "Body text here." in out
+    code, out, _ = await feedbot(
+        "check", url, "--limit", "1", "--set", "tags=off", "--set", "summary=none", cwd=tmp_path
+    )
+    assert code == 0 and "#Rust" not in out and "Body text here." not in out
+    code, out, err = await feedbot("check", url, "--set", "colour=red", cwd=tmp_path)
+    assert code == 2 and out == "" and "Unknown setting 'colour'" in err
 
 
 async def test_check_failures_are_one_line_and_nonzero(tmp_path, feeds: FeedServer):

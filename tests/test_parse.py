@@ -665,3 +665,22 @@ def test_http_charset_used_when_the_document_declares_none():
         doc, url="https://e.example/", content_type="application/rss+xml; charset=koi8-r", now=NOW
     )
     assert parsed.entries[0].title == "Цитата"
+
+
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [
+        ("ann@garden.example (Ann Gardener)", "Ann Gardener"),
+        ("Ann Gardener <ann@garden.example>", "Ann Gardener"),
+        ("Bob", "Bob"),
+        ("bob@example.com", "bob@example.com"),  # the renderer decides not to show bare emails
+    ],
+)
+def test_author_forms(author, expected):
+    body = (
+        '<rss version="2.0"><channel><title>t</title><item><title>x</title>'
+        f"<link>https://a.example/x</link><author>{author.replace('<', '&lt;')}</author>"
+        "</item></channel></rss>"
+    ).encode()
+    (entry,) = parse_feed(body, url="https://a.example/feed").entries
+    assert entry.author == expected

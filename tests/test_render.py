@@ -396,13 +396,15 @@ def test_very_long_title_is_shortened():
 def test_footer_feed_author_and_hashtags():
     e = entry("<p>x</p>", author="Ann Lee", categories=("C++ / Rust", "Machine Learning"))
     text = check_message(only(render_entry(e, "My Feed")).text)
-    assert text.endswith("My Feed · Ann Lee\n#C #Rust #Machine_Learning")
+    assert text.endswith("My Feed · Ann Lee\n#Cpp #Rust #Machine_Learning")
 
 
 @pytest.mark.parametrize(
     ("categories", "expected"),
     [
-        (["C++ / Rust"], ["#C", "#Rust"]),
+        (["C++ / Rust"], ["#Cpp", "#Rust"]),
+        (["C#", "F#, Go", "Notepad++"], ["#CSharp", "#FSharp", "#Go", "#Notepad"]),
+        (["r/homelab", "/u/someone", "news/world"], ["#homelab", "#someone", "#news", "#world"]),
         (["Machine Learning"], ["#Machine_Learning"]),
         (["node.js", "Node.JS"], ["#node_js"]),
         (["2024", "#already", " spaced  out "], ["#already", "#spaced_out"]),
@@ -438,6 +440,48 @@ def test_short_summary_is_about_a_paragraph():
     e = entry("<p>" + "A sentence of words. " * 100 + "</p>")
     text = check_message(only(render_entry(e, "F", Style(summary="short"))).text)
     assert 400 < utf16_len(text) < 600
+
+
+def test_short_summary_weighs_wide_characters_double():
+    # 500 of reading width: about 250 Chinese characters, not 500.
+    sentence = "克里姆林宫星期二说它对会谈取得突破不抱乐观态度。"  # 24 characters
+    e = entry("<p>" + sentence * 60 + "</p>")
+    body = check_message(only(render_entry(e, "F", Style(summary="short"))).text).split("\n\n")[1]
+    assert 200 < len(body) < 260
+    assert body.endswith("。… more")
+    # Mixed text weighs each character by its width.
+    mixed = entry("<p>" + ("Word 中文。" * 200) + "</p>")
+    body = check_message(only(render_entry(mixed, "F")).text).split("\n\n")[1]
+    assert 300 < len(body) < 400
+    # A short text stays whole, and "full" is measured in UTF-16 units as before.
+    whole = entry("<p>" + sentence * 10 + "</p>")
+    assert sentence * 10 in check_message(only(render_entry(whole, "F")).text)
+    full = check_message(only(render_entry(e, "F", Style(summary="full"))).text)
+    assert sentence * 60 in full
+
+
+def test_body_repeating_the_title_is_not_shown_twice():
+    commit = only(render_entry(entry("Parse podcast categories", "Parse podcast categories"), "F"))
+    assert check_message(commit.text) == "Parse podcast categories\n\nF"
+    opening = entry("<h1>Title.</h1><p>The article.</p>")
+    assert check_message(only(render_entry(opening, "F")).text) == "Title\n\nThe article.\n\nF"
+    # A title that only starts the first line is part of the text.
+    kept = entry("<p>Title of a sentence that goes on.</p>")
+    assert "Title of a sentence" in check_message(only(render_entry(kept, "F")).text)
+
+
+def test_leading_publication_stamp_dropped():
+    for stamp in (
+        "<div><i>Wed, 12 Jan 2022 01:43:14 GMT</i></div>",
+        "<p>12 January 2022 01:43 +0800</p>",
+        "2022-01-12T01:43:14Z<br>",
+        "<p>2022-01-12 01:43</p>",
+    ):
+        assert text_of(stamp + "<p>The news.</p>") == "The news.", stamp
+    # A date alone may be an event's; a stamp later in the text is the author's.
+    assert text_of("<p>Saturday, 5 March 2022</p><p>Concert.</p>").startswith("Saturday")
+    assert "01:43" in text_of("<p>News.</p><p>Wed, 12 Jan 2022 01:43:14 GMT</p>")
+    assert text_of("<p>Wed, 12 Jan 2022 01:43:14 GMT</p>") == "Wed, 12 Jan 2022 01:43:14 GMT"
 
 
 # --- media ----------------------------------------------------------------------

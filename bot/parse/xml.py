@@ -237,10 +237,21 @@ def _body_candidates(fe: Mapping[str, Any]) -> list[tuple[bool, str, str]]:
     return found
 
 
+#: RSS <author> is "email (Name)"; others write "Name <email>".
+_EMAIL_THEN_NAME = re.compile(r"^\S+@\S+\s*\((.+)\)$")
+_NAME_THEN_EMAIL = re.compile(r"^(.+?)\s*<\S+@\S+>$")
+
+
 def _author(fe: Mapping[str, Any]) -> str | None:
+    # feedparser's own split of "email (Name)" cuts long top-level domains
+    # ("ann@garden.example (Ann)" gives the name "ple (Ann"): read the raw string.
+    raw = clean_text(fe.get("author"))
+    for pattern in (_EMAIL_THEN_NAME, _NAME_THEN_EMAIL):
+        match = pattern.match(raw)
+        if match:
+            return match.group(1).strip() or None
     detail = fe.get("author_detail") or {}
-    name = clean_text(detail.get("name")) or clean_text(fe.get("author"))
-    return name or None
+    return raw or clean_text(detail.get("name")) or None
 
 
 def _xml_entry(fe: Mapping[str, Any], base: str, now: datetime) -> Entry | None:

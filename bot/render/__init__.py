@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bot.models import Entry, Style
 
-from .html import Mark, Run, convert, fit, plain, serialize
+from .html import Mark, Run, convert, drop_prefix, first_line, fit, plain, serialize
 from .media import MediaItem, choose_media, find_html_media, players
 from .text import (
     clean_text,
@@ -24,6 +24,7 @@ from .text import (
     cut_index,
     has_visible,
     prefix_fitting,
+    prefix_weighing,
     shorten,
     utf16_len,
 )
@@ -41,7 +42,8 @@ __all__ = [
 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
-#: "short" summaries: about a paragraph.
+#: "short" summaries: about a paragraph. Measured in reading width, East
+#: Asian wide characters counting double (about 250 Chinese characters).
 SHORT_BODY = 500
 #: Below this, a body is not worth showing (it would be a few words and "…").
 _MIN_BODY = 40
@@ -111,6 +113,7 @@ def _compose(
 ) -> list[Run]:
     link = _entry_link(entry)
     head = _title(entry, runs, link)
+    runs = _without_title(runs, entry.title)
     foot = _footer(entry, feed_title, style)
     files = _player_links(entry, sent)
     if files:
@@ -120,7 +123,7 @@ def _compose(
     if style.summary != "none" and runs:
         budget = limit - fixed - 2
         if style.summary == "short":
-            budget = min(budget, SHORT_BODY)
+            budget = min(budget, _short_budget(runs))
         if budget >= _MIN_BODY:
             body = fit(runs, budget, link)
     out = list(head)
@@ -129,6 +132,32 @@ def _compose(
     if foot:
         out += [_BLANK, *foot]
     return out
+
+
+def _same_words(a: str, b: str) -> bool:
+    def words(s: str) -> str:
+        return collapse(s).rstrip(".:。：").casefold()
+
+    return bool(words(a)) and words(a) == words(b)
+
+
+def _without_title(runs: list[Run], title: str) -> list[Run]:
+    """The body without a first line that only repeats the title (commit
+    messages, microblogs, pages opening with their own <h1>)."""
+    if not title or not runs:
+        return runs
+    line = first_line(runs)
+    if not _same_words(line, plain_title(title)):
+        return runs
+    return drop_prefix(runs, len(line))
+
+
+def _short_budget(runs: list[Run]) -> int:
+    """The "short" budget in UTF-16 units for this body: SHORT_BODY of reading
+    width, so a short Chinese summary has about half as many characters."""
+    text = plain(runs)
+    end = prefix_weighing(text, SHORT_BODY)
+    return utf16_len(text[:end]) if end < len(text) else SHORT_BODY
 
 
 def _player_links(entry: Entry, sent: tuple[MediaItem, ...]) -> list[Run]:
@@ -196,6 +225,13 @@ def _author(author: str | None) -> str:
     return shorten(author, _NAME_MAX)
 
 
+#: "r/homelab", "/u/someone": the name is the tag.
+_REDDIT = re.compile(r"^/?[ru]/(?=\w)")
+#: Programming languages whose names are mostly punctuation: C++, C#, F#.
+_LANGUAGE = re.compile(r"(?<![\w+#])([A-Za-z])(\+\+|#)(?![\w+#])")
+_LANGUAGE_SUFFIX = {"++": "pp", "#": "Sharp"}
+
+
 def _tag_char(ch: str) -> bool:
     return ch == "_" or unicodedata.category(ch)[0] in "LMN"
 
@@ -203,13 +239,17 @@ def _tag_char(ch: str) -> bool:
 def hashtags(categories: tuple[str, ...] | list[str]) -> list[str]:
     """Categories as Telegram hashtags: letters, digits and "_" only.
 
-    "C++ / Rust" gives #C and #Rust; "Machine Learning" gives #Machine_Learning;
-    all-digit tags are dropped as Telegram does not link them.
+    "C++ / Rust" gives #Cpp and #Rust; "Machine Learning" gives #Machine_Learning;
+    Reddit's "r/homelab" gives #homelab; all-digit tags are dropped as Telegram
+    does not link them.
     """
     tags: list[str] = []
     seen: set[str] = set()
     for category in categories:
-        for piece in re.split(r"[/,;|>#]+", clean_text(category or "")):
+        category = clean_text(category or "").strip()
+        category = _REDDIT.sub("", category)
+        category = _LANGUAGE.sub(lambda m: m.group(1) + _LANGUAGE_SUFFIX[m.group(2)], category)
+        for piece in re.split(r"[/,;|>#]+", category):
             word = "".join(ch if _tag_char(ch) else "_" for ch in piece.strip())
             word = re.sub(r"_+", "_", word).strip("_")[:_TAG_MAX].rstrip("_")
             if not any(ch.isalpha() for ch in word) or word.casefold() in seen:

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from .media import img_src, is_emoji, is_small, is_tracker
 from .text import clean_text, clean_url, collapse, cut_index, prefix_fitting, utf16_len
 
-__all__ = ["Mark", "Run", "convert", "fit", "plain", "serialize"]
+__all__ = ["Mark", "Run", "convert", "drop_prefix", "first_line", "fit", "plain", "serialize"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -545,6 +545,55 @@ def _tidy(runs: list[Run]) -> list[Run]:
     return out
 
 
+_MONTHS = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
+_ZONE = r"(?:\s*(?:Z|GMT|UTC|[A-Z]{3,4}|[+-]\d\d:?\d\d))?"
+#: A machine-written publication stamp with a time of day ("Wed, 12 Jan 2022
+#: 01:43:14 GMT", "2022-01-12T01:43:14Z"): dates alone may be an event's.
+_TIMESTAMP = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?\d{1,2}\s+" + _MONTHS + r"\s+\d{4}"
+    r"\s+\d{1,2}:\d\d(?::\d\d)?"
+    + _ZONE
+    + r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?"
+    + _ZONE,
+    re.I,
+)
+
+
+def _drop_timestamp(runs: list[Run]) -> list[Run]:
+    """Drop a first line that is only the entry's publication stamp.
+
+    Aggregators put one at the top of the body; the message already arrives
+    when the entry is new, and a "Wed, 12 Jan 2022 01:43:14 GMT" reads as
+    noise (in a Chinese message, doubly so).
+    """
+    text = plain(runs)
+    end = text.find("\n")
+    if end < 0 or not _TIMESTAMP.fullmatch(text[:end].strip()):
+        return runs
+    return drop_prefix(runs, end)
+
+
+def first_line(runs: list[Run]) -> str:
+    text = plain(runs)
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
+
+
+def drop_prefix(runs: list[Run], end: int) -> list[Run]:
+    """Runs without the first ``end`` characters of their text (and the line
+    breaks that then lead)."""
+    out: list[Run] = []
+    used = 0
+    for run in runs:
+        if used >= end:
+            out.append(run)
+        elif used + len(run.text) > end:
+            rest = run.text[end - used :].lstrip("\n")
+            out.append(Run(rest, run.marks, run.brk, run.label))
+        used += len(run.text)
+    return _tidy(out)
+
+
 _CLOSED_LINE = re.compile(r"[.!?…。！？:：;；)）\]”\"'»]\s*$")
 _BARE_LINE = re.compile(r"\s*(?:[•|]|\d+\.)?\s*")
 _TAG_LIKE = re.compile(r"<[A-Za-z!/?]")
@@ -559,7 +608,7 @@ def convert(
     parser = _Converter(base, skip_urls, plain_text=not _TAG_LIKE.search(html))
     parser.feed(html)
     parser.close()
-    return _tidy(_drop_footer(parser.runs, parser.rules))
+    return _drop_timestamp(_tidy(_drop_footer(parser.runs, parser.rules)))
 
 
 def truncate(runs: list[Run], limit: int) -> list[Run]:

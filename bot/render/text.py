@@ -12,6 +12,7 @@ __all__ = [
     "cut_index",
     "has_visible",
     "prefix_fitting",
+    "prefix_weighing",
     "shorten",
     "utf16_len",
 ]
@@ -109,6 +110,21 @@ def prefix_fitting(s: str, budget: int) -> int:
     used = 0
     for i, ch in enumerate(s):
         used += 2 if ord(ch) > 0xFFFF else 1
+        if used > budget:
+            return i
+    return len(s)
+
+
+def prefix_weighing(s: str, budget: int) -> int:
+    """The largest i such that s[:i] weighs at most ``budget``, East Asian wide
+    and full-width characters (and emoji) counting double.
+
+    A reading budget rather than a length: 250 Chinese characters say about
+    as much as 500 Latin letters, and take as much room on a phone.
+    """
+    used = 0
+    for i, ch in enumerate(s):
+        used += 2 if ord(ch) > 0xFFFF or _is_wide(ch) else 1
         if used > budget:
             return i
     return len(s)

@@ -45,6 +45,16 @@ def proc_stats(pid: int) -> tuple[int, int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd")), threads
 
 
+def delivered_of(telegram: FakeTelegram) -> Counter[tuple[int, int]]:
+    """How often each published (feed, entry) arrived, the sample entries aside."""
+    delivered: Counter[tuple[int, int]] = Counter()
+    for message in telegram.sent():
+        for feed_no, entry_no in MARK.findall(message.plain or ""):
+            if int(entry_no) > 0:
+                delivered[(int(feed_no), int(entry_no))] += 1
+    return delivered
+
+
 async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
     rng = random.Random(7)
     async with FakeTelegram(TOKEN) as telegram, FeedServer() as server:
@@ -96,18 +106,18 @@ async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
                     samples.append((now - started, *proc_stats(bot.pid)))
                     next_sample = now + 5
                 await asyncio.sleep(0.1)
-            # Let the last entries arrive: a poll interval plus pacing.
-            await asyncio.sleep(8)
+            # Let the last entries arrive: quiet feeds' intervals have stretched.
+            drain_deadline = time.monotonic() + 120
+            while time.monotonic() < drain_deadline and len(delivered_of(telegram)) < len(
+                published
+            ):
+                await asyncio.sleep(0.5)
             samples.append((time.monotonic() - started, *proc_stats(bot.pid)))
         finally:
             bot.terminate()
             _, err = await bot.communicate()
 
-        delivered: Counter[tuple[int, int]] = Counter()
-        for message in telegram.sent():
-            for feed_no, entry_no in MARK.findall(message.plain or ""):
-                if int(entry_no) > 0:
-                    delivered[(int(feed_no), int(entry_no))] += 1
+        delivered = delivered_of(telegram)
         duplicates = sum(c - 1 for c in delivered.values() if c > 1)
         missing = sum(1 for key in published if key not in delivered)
         warm = next((s for s in samples if s[0] >= 30), samples[0])

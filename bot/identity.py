@@ -5,16 +5,20 @@ entries it has already handled; :func:`new_entries` picks the entries none of
 whose keys is in that set, and :func:`dedupe_keys` says which keys to record
 once an entry has been handled.
 
-An entry is remembered under two keys when it can be:
+An entry is remembered under its id and, when it can be, a second key:
 
 * its id (the GUID / Atom id, else its link, else a hash of title and date), so
   an entry edited in place (same GUID, new text, new date) is not new;
-* ``"lt:" + hash(link, title)``, so an entry whose GUID changes while its link
-  and title stay (CMS migrations, http→https moves, feeds that put a timestamp
-  in the GUID) is not sent again.
+* with a link and a title, ``"lt:" + hash(link, title)``, so an entry whose
+  GUID changes while its link and title stay (CMS migrations, http→https
+  moves, feeds that put a timestamp in the GUID) is not sent again;
+* with neither GUID nor link (the id hashes title and date),
+  ``"tb:" + hash(title, text)``, so a feed that stamps every item with the
+  time it was generated does not resend them all on every poll.
 
-The price of the second key: two entries with different GUIDs but the same
-link and the same title count as one.
+The price: two entries with different GUIDs but the same link and title count
+as one; so do two entries with neither GUID nor link but the same title and
+text.
 """
 
 from __future__ import annotations
@@ -98,6 +102,9 @@ def dedupe_keys(entry: Entry) -> tuple[str, ...]:
     title = _normal_title(entry.title or "")
     if link and title:
         return (entry.id, "lt:" + _sha(f"{_normal_link(link)}\n{title}")[:32])
+    if entry.id.startswith("h:"):  # neither GUID nor link
+        text = " ".join(entry.html.split())
+        return (entry.id, "tb:" + _sha(f"{title}\n{text}")[:32])
     return (entry.id,)
 
 

@@ -86,6 +86,8 @@ class Feed:
     body_hash: str | None = None
     #: Seconds between polls for this feed (adaptive; never below poll.min_interval).
     interval: float | None = None
+    #: The document's <ttl> (or sy:updatePeriod) in seconds, from its last parse.
+    ttl: float | None = None
     #: Unix time of the next poll; 0 means "as soon as possible".
     next_poll: float = 0.0
     last_success: float | None = None

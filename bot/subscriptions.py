@@ -113,6 +113,7 @@ class Subscriptions:
             etag=result.etag,
             last_modified=result.last_modified,
             body_hash=result.body_hash,
+            ttl=parsed.ttl,
             last_success=now,
             next_poll=now + self._first_poll_after,
         )

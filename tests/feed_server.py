@@ -173,9 +173,13 @@ class FeedServer:
         """Forget everything about ``path`` (it answers 404 again)."""
         self._paths.pop(path, None)
 
-    def rss(self, path: str, title: str = "News", *, link: str | None = None) -> RssFeed:
-        """A live RSS 2.0 feed at ``path``: see :class:`RssFeed`."""
+    def rss(
+        self, path: str, title: str = "News", *, link: str | None = None, ttl: int | None = None
+    ) -> RssFeed:
+        """A live RSS 2.0 feed at ``path``: see :class:`RssFeed`. ``ttl``: its
+        ``<ttl>`` in minutes."""
         feed = RssFeed(self, path, title, link)
+        feed.ttl = ttl
         feed.render()
         return feed
 
@@ -368,8 +372,9 @@ class _LiveFeed:
         categories: Iterable[str] = (),
         author: str | None = None,
     ) -> dict[str, Any]:
-        """Add an item and re-render. ``guid`` defaults to a unique one;
-        ``link`` to ``server.url(path + "/items/N")`` ("" for no link);
+        """Add an item and re-render. ``guid`` defaults to a unique one
+        ("" for none: RSS only); ``link`` to ``server.url(path + "/items/N")``
+        ("" for no link);
         ``pub_date`` to now (aware datetimes)."""
         n = next(self._numbers)
         item = {
@@ -387,8 +392,9 @@ class _LiveFeed:
         self.render()
         return item
 
-    def update(self, guid: str, **changes: Any) -> dict[str, Any]:
-        """Edit an item in place (same guid) and re-render."""
+    def update(self, guid: str, /, **changes: Any) -> dict[str, Any]:
+        """Edit the item ``guid`` and re-render (``guid=…`` among the changes
+        gives it a new GUID)."""
         for item in self.items:
             if item["guid"] == guid:
                 item.update(changes)
@@ -418,6 +424,8 @@ class _LiveFeed:
 
 class RssFeed(_LiveFeed):
     content_type = RSS_TYPE
+    #: <ttl> in minutes, if any.
+    ttl: int | None = None
 
     def document(self) -> str:
         link = self.link or self.server.url("/")
@@ -426,12 +434,15 @@ class RssFeed(_LiveFeed):
             f"<title>{xml_escape(self.title)}</title>\n<link>{xml_escape(link)}</link>\n",
             "<description>Test feed</description>\n",
         ]
+        if self.ttl is not None:
+            parts.append(f"<ttl>{int(self.ttl)}</ttl>\n")
         for item in self.sorted_items():
             parts.append("<item>\n")
             parts.append(f"<title>{xml_escape(item['title'])}</title>\n")
             if item["link"]:
                 parts.append(f"<link>{xml_escape(item['link'])}</link>\n")
-            parts.append(f'<guid isPermaLink="false">{xml_escape(item["guid"])}</guid>\n')
+            if item["guid"]:
+                parts.append(f'<guid isPermaLink="false">{xml_escape(item["guid"])}</guid>\n')
             parts.append(f"<pubDate>{_http_date(item['pub_date'])}</pubDate>\n")
             if item["html"]:
                 parts.append(f"<description>{xml_escape(item['html'])}</description>\n")

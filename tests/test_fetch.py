@@ -105,6 +105,41 @@ async def test_cache_control_and_content_location(server, fetcher):
     assert result.content_location == server.url("/b.xml")
 
 
+async def test_max_age_comes_with_304_too(server, fetcher):
+    server.set_feed("/a.xml", "<rss/>")
+    server.set_headers("/a.xml", {"Cache-Control": "max-age=900, must-revalidate"})
+    first = await fetcher.fetch(server.url("/a.xml"))
+    again = await fetcher.fetch(server.url("/a.xml"), etag=first.etag)
+    assert again.status == 304 and again.max_age == 900
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("no-cache", None),
+        ("s-maxage=60", None),
+        ("private, max-age=0", 0.0),
+        ('max-age="120"', 120.0),
+        ("public,MAX-AGE=30", 30.0),
+    ],
+)
+async def test_max_age_parsing(server, fetcher, header, expected):
+    server.set_feed("/a.xml", "<rss/>")
+    server.set_headers("/a.xml", {"Cache-Control": header})
+    assert (await fetcher.fetch(server.url("/a.xml"))).max_age == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("0", 0.0), ("-5", None), ("1.5", None), ("Mon, 01 Jan 2001 00:00:00 GMT", 0.0)],
+)
+async def test_retry_after_odd_values(server, fetcher, header, expected):
+    server.fail("/busy.xml", status=429, headers={"Retry-After": header})
+    with pytest.raises(FetchError) as info:
+        await fetcher.fetch(server.url("/busy.xml"))
+    assert info.value.retry_after == expected
+
+
 # ------------------------------------------------------------------ limits
 
 

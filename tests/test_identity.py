@@ -146,6 +146,23 @@ def test_guid_change_with_same_link_and_title_is_not_new():
     assert new_entries([retitled], seen) == [retitled]
 
 
+def test_entry_without_guid_or_link_is_also_known_by_title_and_text():
+    a = make(None, "Notice", published=T0, html="<p>Closed  today</p>")
+    assert a.id.startswith("h:")
+    keys = dedupe_keys(a)
+    assert len(keys) == 2 and keys[1].startswith("tb:")
+    # The feed stamps it with a new date on every render: still the same entry.
+    restamped = make(None, "Notice", published=T0 + timedelta(days=1), html="<p>Closed today</p>")
+    assert restamped.id != a.id
+    assert new_entries([restamped], set(keys)) == []
+    other = make(None, "Notice", published=T0, html="<p>Open today</p>")
+    assert dedupe_keys(other)[1] != keys[1]
+    # Entries with a GUID or a link do not get that key.
+    assert dedupe_keys(make("g", "Notice", html="x")) == ("g",)
+    assert len(dedupe_keys(make(None, "Notice", "https://e/1"))) == 2
+    assert dedupe_keys(make(None, "Notice", "https://e/1"))[1].startswith("lt:")
+
+
 def test_newest():
     assert newest([]) is None
     a = make("a", published=T0)

@@ -14,7 +14,7 @@ from bot import commands
 from bot.config import Config
 from bot.deliver import Deliverer, send_message
 from bot.fetch import Fetcher
-from bot.poller import Poller
+from bot.poller import Poller, jittered
 from bot.services import SERVICES_KEY, Services
 from bot.store import open_store
 from bot.subscriptions import Scheduling, Subscriptions
@@ -31,7 +31,8 @@ class _PollerScheduling(Scheduling):
         self._first_poll_after = first_poll_after
 
     def feed_added(self, url: str) -> None:
-        self._poller.schedule(url, self._first_poll_after)
+        # Jittered, so the feeds of one OPML import are not all polled at once.
+        self._poller.schedule(url, jittered(self._first_poll_after))
 
     def feed_removed(self, url: str) -> None:
         self._poller.unschedule(url)

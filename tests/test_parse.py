@@ -684,3 +684,20 @@ def test_author_forms(author, expected):
     ).encode()
     (entry,) = parse_feed(body, url="https://a.example/feed").entries
     assert entry.author == expected
+
+
+def test_feedparser_uses_the_buffering_expat_driver(monkeypatch):
+    import xml.sax
+
+    from bot.parse import expat
+
+    created = []
+    real = expat.create_parser
+    monkeypatch.setattr(expat, "create_parser", lambda *a, **k: created.append(1) or real(*a, **k))
+    parse_feed(
+        b'<rss version="2.0"><channel><title>t</title><item><title>a &amp; b</title>'
+        b"<description>x &lt;b&gt;y&lt;/b&gt; z</description></item></channel></rss>",
+        url="https://a.example/feed",
+    )
+    assert created, "feedparser did not pick bot.parse.expat"
+    assert isinstance(xml.sax.make_parser(["bot.parse.expat"]), expat.BufferedExpatParser)

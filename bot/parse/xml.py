@@ -33,6 +33,11 @@ from bot.parse.common import (
 )
 
 _BENIGN_BOZO = (NonXMLContentType, CharacterEncodingOverride)
+
+# feedparser asks xml.sax for these drivers first; ours is expat with text
+# buffering (see bot/parse/expat.py).
+if "bot.parse.expat" not in feedparser.api.PREFERRED_XML_PARSERS:
+    feedparser.api.PREFERRED_XML_PARSERS.insert(0, "bot.parse.expat")
 _FEED_LINK_TYPES = {
     "application/rss+xml",
     "application/atom+xml",

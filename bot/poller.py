@@ -340,9 +340,16 @@ class Poller:
             except ParseError as exc:
                 return await self._failed(feed, str(exc), None, gone=False)
             new = self._record_entries(feed, parsed, now)
+        told_failing = feed.failure_notified
         self._succeeded(feed, result, subs, now)
         if parsed is not None or moved or _durable(feed) != before:
             self._save(feed)
+        if told_failing:
+            await self._notify(
+                self._active_chat_ids(feed.url),
+                f"The feed {feed.title or feed.url} ({feed.url}) works again; "
+                "what it published meanwhile follows.",
+            )
         if new:
             self._deliverer.wake()
             log.info("%s: %d new entries", feed.url, len(new))

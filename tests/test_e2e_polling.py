@@ -289,8 +289,11 @@ async def test_failing_for_a_day_tells_the_subscribers_once_and_polling_goes_on(
         await eventually(lambda: said(telegram, USER, "Story 2") == 1, message="story 2")
         stored = store.get_feed(url)
         assert stored is not None and stored.error_count == 0 and not stored.failure_notified
+        for chat in (USER, *OTHERS):
+            await eventually(lambda c=chat: said(telegram, c, "works again"), message="recovery")
     for chat in (USER, *OTHERS):
         assert said(telegram, chat, "failing for a day") == 1
+        assert said(telegram, chat, "works again") == 1
 
 
 async def test_retry_after_of_429_and_503_is_honoured(

@@ -454,10 +454,11 @@ async def test_failing_for_a_day_tells_the_subscribers_once_and_goes_on(rig: Rig
     # A new run of failures after a recovery is a new story.
     rig.server.recover("/a.xml")
     await rig.poll(url, 60)
+    assert len(rig.notices) == 2 and "works again" in rig.notices[1][1]
     rig.server.fail("/a.xml", 500)
     await rig.poll(url, 60)
     await rig.poll(url, DAY)
-    assert len(rig.notices) == 2
+    assert len(rig.notices) == 3 and "failing for a day" in rig.notices[2][1]
 
 
 async def test_gone_stops_polling_and_tells_the_subscribers_once(rig: Rig):

@@ -2,24 +2,41 @@
 
 The poller records each delivery in the store *before* anything is sent
 (``Store.enqueue`` + commit); this module removes it only once Telegram has
-accepted the message (``Store.complete`` + commit). A crash in between means the
-delivery is still queued at the next start and is sent then: nothing is lost,
-and the only repeat possible is a message Telegram accepted in the instant
-before the crash.
+accepted the message (``Store.complete`` + commit, synchronously, in the same
+step of the event loop as the answer). A crash in between means the delivery
+is still queued at the next start and is sent then: nothing is lost, and the
+only repeats possible are the messages Telegram accepted whose answer was not
+yet processed, at most the sends in flight, which the pacer caps at 30
+(bot/pacing.py). A clean stop (SIGTERM) lets the sends in flight finish first.
 
 One asyncio task per chat sends that chat's deliveries in outbox order, so the
-entries of a feed arrive oldest first and a chat waiting out a 429 or a backoff
-does not hold up the others.
+entries of a feed arrive oldest first, and a chat waiting out a 429 or a
+backoff does not hold up the others. Every send goes through the
+:class:`~bot.pacing.Pacer` (30 a second overall, one a second per chat, 20 a
+minute per group or channel, each item of a media group counted).
+
+Telegram's answers, case by case:
+
+* 429: wait its retry_after (that chat only), then retry;
+* 403 (blocked, kicked, not a member) and 400 chat not found: the chat's
+  subscriptions are paused and its queue dropped; /start or adding the bot
+  again resumes them (bot/commands/basic.py);
+* 400 group upgraded to a supergroup: everything moves to the new id, and the
+  message goes there;
+* 400 can't parse entities (or too long): sent again as plain text;
+* 400 media failures: sent as text, the media as links;
+* 5xx, timeouts, network errors: retried with exponential backoff and jitter,
+  the delivery kept in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -32,10 +49,18 @@ from telegram import (
     LinkPreviewOptions,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.models import Delivery, Style
-from bot.render import Message, html_to_plain, render_entry, render_text_only
+from bot.pacing import Pacer
+from bot.render import MESSAGE_LIMIT, Message, html_to_plain, render_entry, render_text_only
 from bot.store import Store
 from bot.subscriptions import pause_chat
 
@@ -57,14 +82,17 @@ MEDIA_ERRORS = (
     "group send failed",
 )
 
-#: Spacing between two messages to the same chat, as Telegram asks of bots:
-#: about one a second in a private chat, twenty a minute in a group or channel.
-PRIVATE_CHAT_SPACING = 1.0
-GROUP_CHAT_SPACING = 3.0
+#: 400s that mean the chat is gone for good (403s always do).
+CHAT_GONE_ERRORS = ("chat not found",)
 
 #: Backoff for 5xx, timeouts and network errors: 2, 4, 8 … seconds, capped.
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
+#: A delivery that keeps failing in a way Telegram did not explain (a bug) is
+#: dropped after this many attempts rather than block its chat for ever.
+MAX_UNEXPECTED_ATTEMPTS = 5
+#: How long a clean stop waits for the sends in flight to be answered.
+STOP_GRACE = 5.0
 
 
 class Outcome(Enum):
@@ -83,11 +111,8 @@ class _Retry(Exception):
         self.delay = delay
         #: 429s are Telegram pacing us, not a failure; they don't grow the backoff.
         self.counts = counts
-
-
-def chat_spacing(chat_id: int) -> float:
-    # Private chats have positive ids; groups, supergroups and channels negative.
-    return PRIVATE_CHAT_SPACING if chat_id > 0 else GROUP_CHAT_SPACING
+        #: Where the delivery now goes (a migrated group's new id).
+        self.chat_id: int | None = None
 
 
 def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> float:
@@ -99,6 +124,22 @@ def backoff_delay(attempts: int, rng: Callable[[], float] = random.random) -> fl
 def is_media_error(description: str) -> bool:
     text = description.lower()
     return any(marker in text for marker in MEDIA_ERRORS)
+
+
+def message_items(message: Message | str) -> int:
+    """How many messages Telegram counts for it: each item of a media group."""
+    return len(message.media) if isinstance(message, Message) and message.media else 1
+
+
+def fit_plain(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` UTF-16 units (how Telegram measures), on a
+    character boundary."""
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return text[:index]
+    return text
 
 
 @dataclass(slots=True)
@@ -120,34 +161,52 @@ class Deliverer:
         bot: Bot,
         *,
         clock: Callable[[], float] = time.time,
-        spacing: Callable[[int], float] = chat_spacing,
+        pacer: Pacer | None = None,
     ) -> None:
         self._store = store
         self._bot = bot
         self._clock = clock
-        self._spacing = spacing
+        self.pacer = pacer if pacer is not None else Pacer()
         self._wake = asyncio.Event()
         self._workers: dict[int, asyncio.Task[None]] = {}
-        self._last_send: dict[int, float] = {}
+        #: Workers with a send admitted whose delivery is not yet committed.
+        self._busy: set[asyncio.Task[None]] = set()
+        #: seq → how many of its messages Telegram accepted, so that a retry of
+        #: a media + text delivery does not send the media again.
+        self._progress: dict[int, int] = {}
+        self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self.stats = DeliveryStats()
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         if self._main is None:
+            self._stopping = False
             self._main = asyncio.create_task(self._run(), name="outbox")
 
     def wake(self) -> None:
         """New deliveries were committed: look at the outbox now."""
         self._wake.set()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop sending. A worker whose send is on the wire may finish that
+        delivery (up to ``grace`` seconds) so that a clean stop repeats nothing."""
+        self._stopping = True
+        if self._main is not None:
+            self._main.cancel()
+        busy = [t for t in self._workers.values() if t in self._busy]
+        for task in self._workers.values():
+            if task not in self._busy:
+                task.cancel()
+        if busy:
+            await asyncio.wait(busy, timeout=grace)
         tasks = [t for t in (self._main, *self._workers.values()) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._main = None
         self._workers.clear()
+        self._busy.clear()
 
     async def drain(self, timeout: float) -> bool:
         """Wait until the outbox is empty (for tests and `feedbot check`)."""
@@ -163,68 +222,70 @@ class Deliverer:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            next_due = self._dispatch()
-            timeout = None if next_due is None else max(0.0, next_due - self._clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._dispatch()
+            await self._wake.wait()
 
-    def _dispatch(self) -> float | None:
-        """Start a worker for every idle chat with a due delivery; return when
-        the earliest not-yet-due delivery becomes due."""
-        now = self._clock()
-        next_due: float | None = None
-        by_chat: dict[int, list[Delivery]] = {}
+    def _dispatch(self) -> None:
+        """Start a worker for every chat with queued deliveries and none yet."""
         for delivery in self._store.pending():
-            by_chat.setdefault(delivery.chat_id, []).append(delivery)
-        for chat_id, deliveries in by_chat.items():
-            if chat_id in self._workers:
-                continue
-            first_due = deliveries[0].not_before
-            if first_due > now:
-                next_due = first_due if next_due is None else min(next_due, first_due)
-                continue
-            task = asyncio.create_task(self._chat_worker(chat_id, deliveries))
-            self._workers[chat_id] = task
-            task.add_done_callback(lambda _t, c=chat_id: self._worker_done(c))
-        return next_due
+            chat_id = delivery.chat_id
+            if chat_id not in self._workers and not self._stopping:
+                task = asyncio.create_task(self._chat_worker(chat_id), name=f"chat {chat_id}")
+                self._workers[chat_id] = task
+                task.add_done_callback(lambda t, c=chat_id: self._worker_done(c, t))
 
-    def _worker_done(self, chat_id: int) -> None:
-        task = self._workers.pop(chat_id, None)
-        if task is not None and not task.cancelled() and task.exception() is not None:
+    def _worker_done(self, chat_id: int, task: asyncio.Task[None]) -> None:
+        if self._workers.get(chat_id) is task:
+            del self._workers[chat_id]
+        self._busy.discard(task)
+        if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker for chat %s crashed", chat_id, exc_info=task.exception())
         self.wake()
 
-    async def _chat_worker(self, chat_id: int, deliveries: Sequence[Delivery]) -> None:
-        for delivery in deliveries:
-            # The chat may have been migrated or paused while we were sending.
-            current = self._current(delivery)
-            if current is None:
+    async def _chat_worker(self, chat_id: int) -> None:
+        """Send the chat's deliveries one by one, in outbox order, until none is left."""
+        me = asyncio.current_task()
+        while not self._stopping:
+            # Read the queue afresh each time: deliveries come and go (new
+            # entries, /unsubscribe, a migration, a pause) while we send.
+            queue = self._store.pending_for_chat(chat_id)
+            if not queue:
+                return
+            delivery = queue[0]
+            wait = delivery.not_before - self._clock()
+            if wait > 0:
+                # Retry later; nothing after it goes first (the chat's order).
+                await asyncio.sleep(wait)
                 continue
             try:
-                outcome = await self._deliver(current)
+                outcome = await self._deliver(delivery)
             except _Retry as retry:
-                attempts = current.attempts + (1 if retry.counts else 0)
-                self._store.update_delivery(
-                    replace(current, attempts=attempts, not_before=self._clock() + retry.delay)
-                )
-                self._store.commit()
-                self.stats.retries += 1
-                log.warning(
-                    "delivery to chat %s delayed %.0fs: %s", current.chat_id, retry.delay, retry
-                )
-                return  # keep the chat's order: nothing after it goes first
-            self._finish(current, outcome)
+                self._retry_later(delivery, retry)
+                if retry.chat_id is not None and retry.chat_id != chat_id:
+                    return  # migrated: the new chat's worker takes it from here
+                continue
+            finally:
+                self._busy.discard(me)  # type: ignore[arg-type]
+            self._finish(delivery, outcome)
             if outcome is Outcome.CHAT_GONE:
                 return
 
-    def _current(self, delivery: Delivery) -> Delivery | None:
-        """The delivery as the store has it now, or None if it was removed."""
-        for pending in self._store.pending_for_chat(delivery.chat_id):
-            if pending.seq == delivery.seq:
-                return pending
-        return None
+    def _retry_later(self, delivery: Delivery, retry: _Retry) -> None:
+        attempts = delivery.attempts + (1 if retry.counts else 0)
+        self._store.update_delivery(
+            replace(
+                delivery,
+                chat_id=retry.chat_id if retry.chat_id is not None else delivery.chat_id,
+                attempts=attempts,
+                not_before=self._clock() + retry.delay,
+            )
+        )
+        self._store.commit()
+        self.stats.retries += 1
+        log.warning("delivery to chat %s delayed %.1fs: %s", delivery.chat_id, retry.delay, retry)
 
     def _finish(self, delivery: Delivery, outcome: Outcome) -> None:
+        self._progress.pop(delivery.seq, None)
         # A gone chat was paused, its queue dropped, by _chat_gone already.
         if outcome is not Outcome.CHAT_GONE:
             self._store.complete(delivery)
@@ -232,19 +293,33 @@ class Deliverer:
 
     # -- one delivery --------------------------------------------------------
     async def _deliver(self, delivery: Delivery) -> Outcome:
-        sub = self._store.get_subscription(delivery.chat_id, delivery.feed_url)
-        feed = self._store.get_feed(delivery.feed_url)
-        style = sub.style if sub is not None else Style()
-        feed_title = feed.title if feed is not None and feed.title else ""
         chat_id = delivery.chat_id
         try:
-            for message in render_entry(delivery.entry, feed_title, style):
-                fallback = render_text_only(delivery.entry, feed_title, style)
-                chat_id = await self._send_with_fallbacks(chat_id, message, fallback, delivery)
+            sub = self._store.get_subscription(delivery.chat_id, delivery.feed_url)
+            feed = self._store.get_feed(delivery.feed_url)
+            style = sub.style if sub is not None else Style()
+            feed_title = feed.title if feed is not None and feed.title else ""
+            messages = render_entry(delivery.entry, feed_title, style)
+            done = self._progress.get(delivery.seq, 0)
+            for index, message in enumerate(messages):
+                if index < done:
+                    continue
+                chat_id, whole = await self._send_with_fallbacks(
+                    chat_id,
+                    message,
+                    lambda: render_text_only(delivery.entry, feed_title, style),
+                    fit_plain(delivery.entry.link or delivery.entry.title or delivery.entry.id),
+                )
+                self._progress[delivery.seq] = index + 1
+                if whole:  # the text-only fallback carries the whole entry
+                    break
+        except _Retry as retry:
+            retry.chat_id = chat_id
+            raise
         except Forbidden as exc:
             return self._chat_gone(chat_id, str(exc))
         except BadRequest as exc:
-            if "chat not found" in str(exc).lower():
+            if any(marker in str(exc).lower() for marker in CHAT_GONE_ERRORS):
                 return self._chat_gone(chat_id, str(exc))
             log.error(
                 "chat %s: Telegram rejected entry %r of %s: %s",
@@ -255,8 +330,26 @@ class Deliverer:
             )
             self.stats.rejected += 1
             return Outcome.REJECTED
+        except TelegramError as exc:
+            # 5xx, timeouts, connection errors (NetworkError), or an answer we
+            # do not know: transient, retried with backoff.
+            raise self._backoff(delivery, chat_id, exc) from exc
+        except Exception as exc:
+            # A bug (in rendering, say): retry a few times, then drop it rather
+            # than hold up the chat's queue for ever.
+            if delivery.attempts + 1 >= MAX_UNEXPECTED_ATTEMPTS:
+                log.exception("chat %s: dropping entry %r", chat_id, delivery.entry.id)
+                self.stats.rejected += 1
+                return Outcome.REJECTED
+            log.exception("chat %s: delivering entry %r failed", chat_id, delivery.entry.id)
+            raise self._backoff(delivery, chat_id, exc) from exc
         self.stats.sent += 1
         return Outcome.SENT
+
+    def _backoff(self, delivery: Delivery, chat_id: int, exc: Exception) -> _Retry:
+        retry = _Retry(backoff_delay(delivery.attempts + 1), f"{type(exc).__name__}: {exc}")
+        retry.chat_id = chat_id
+        return retry
 
     def _chat_gone(self, chat_id: int, reason: str) -> Outcome:
         pause_chat(self._store, chat_id)
@@ -265,17 +358,23 @@ class Deliverer:
         return Outcome.CHAT_GONE
 
     async def _send_with_fallbacks(
-        self, chat_id: int, message: Message, text_only: Message, delivery: Delivery
-    ) -> int:
+        self,
+        chat_id: int,
+        message: Message,
+        text_only: Callable[[], Message],
+        last_resort: str,
+    ) -> tuple[int, bool]:
         """Send one message, degrading rather than dropping it: media Telegram
         cannot fetch becomes text, markup it cannot parse becomes plain text.
         Returns the chat id it went to (it changes when a group became a
-        supergroup)."""
+        supergroup) and whether the entry's text-only form went instead (which
+        makes the entry's other messages redundant)."""
         attempt: Message | str = message
-        for _ in range(4):
+        whole = False
+        for _ in range(6):
             try:
                 await self._paced_send(chat_id, attempt)
-                return chat_id
+                return chat_id, whole
             except ChatMigrated as exc:
                 new_id = int(exc.new_chat_id)
                 log.warning("chat %s migrated to %s; subscriptions moved", chat_id, new_id)
@@ -284,49 +383,46 @@ class Deliverer:
                 chat_id = new_id
             except RetryAfter as exc:
                 self.stats.rate_limited += 1
-                raise _Retry(_seconds(exc.retry_after), "flood control", counts=False) from exc
+                raise _Retry(_retry_after(exc), "flood control", counts=False) from exc
             except BadRequest as exc:
                 description = str(exc)
                 lowered = description.lower()
                 if isinstance(attempt, Message) and attempt.media and is_media_error(lowered):
                     log.info("chat %s: media refused (%s); sending as text", chat_id, description)
-                    attempt = text_only
+                    attempt = text_only()
+                    whole = True
                 elif isinstance(attempt, Message) and (
                     "can't parse entities" in lowered or "too long" in lowered
                 ):
                     log.warning("chat %s: %s; sending as plain text", chat_id, description)
-                    attempt = (
-                        html_to_plain(attempt.text) or delivery.entry.link or delivery.entry.id
-                    )
+                    attempt = fit_plain(html_to_plain(attempt.text)) or last_resort
                 else:
                     raise
                 self.stats.fallbacks += 1
-            except Forbidden:
-                raise
-            except NetworkError as exc:
-                # 5xx, timeouts, connection errors (BadRequest, a NetworkError
-                # subclass, was handled above).
-                step = backoff_delay(delivery.attempts + 1)
-                raise _Retry(step, f"{type(exc).__name__}: {exc}") from exc
+            # Forbidden, and NetworkError (5xx, timeouts, connection errors;
+            # BadRequest is a subclass, handled above) go to _deliver.
         raise BadRequest("gave up after repeated fallbacks")
 
     async def _paced_send(self, chat_id: int, message: Message | str) -> None:
-        spacing = self._spacing(chat_id)
-        last = self._last_send.get(chat_id)
-        if last is not None:
-            wait = last + spacing - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        try:
+        async with self.pacer.slot(chat_id, message_items(message)):
+            task = asyncio.current_task()
+            if self._stopping and task not in self._busy:
+                raise asyncio.CancelledError  # stopping: start nothing new
+            self._busy.add(task)  # type: ignore[arg-type]
             await send_message(self._bot, chat_id, message)
-        finally:
-            self._last_send[chat_id] = time.monotonic()
 
 
 def _seconds(value: object) -> float:
-    # PTB gives retry_after as int or timedelta depending on its settings.
+    # PTB gives retry_after as int or timedelta depending on its settings (and
+    # warns that the int is deprecated).
     total = getattr(value, "total_seconds", None)
     return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
+
+
+def _retry_after(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        return _seconds(exc.retry_after)
 
 
 async def send_message(bot: Bot, chat_id: int, message: Message | str) -> None:

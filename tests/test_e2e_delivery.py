@@ -1,17 +1,46 @@
-"""Delivery against Telegram's errors: each case end to end through the strict fake."""
+"""Delivery against Telegram's errors: each case end to end through the strict fake.
+
+The error matrix, row by row:
+
+* 429: test_flood_control_waits_retry_after,
+  test_flood_control_on_one_chat_does_not_hold_up_another;
+* 403 blocked / kicked / not a member, restorable:
+  test_blocked_chat_is_paused_and_resumes_on_start,
+  test_kicked_from_group_is_paused_and_resumes_when_added_again,
+  test_not_a_member_of_channel_is_paused_and_resumes_when_added_again;
+* 400 migrated to a supergroup: test_migrated_group_moves_to_supergroup;
+* 400 chat not found: test_deleted_chat_is_paused;
+* 400 can't parse entities: test_unparsable_markup_is_sent_as_plain_text;
+* 400 media failures: test_media_refused_falls_back_to_text;
+* 5xx, timeouts, network errors: test_server_errors_are_retried,
+  test_dropped_connections_are_retried;
+* a feed's entries oldest first: test_entries_of_a_feed_arrive_oldest_first.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
+
+import bot.deliver
+from bot.render import Message
 from tests.fake_telegram import FakeTelegram
 from tests.feed_server import FeedServer
 from tests.harness import eventually, load_test_config, running_bot, services
 
 USER = 5001
+OTHER = 5002
 GROUP = -5001
 SUPERGROUP = -1005001
+CHANNEL = -1005002
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    """Backoff steps of 0.2 s, 0.4 s … instead of 2 s, 4 s …: same code, shorter test."""
+    monkeypatch.setattr(bot.deliver, "BACKOFF_BASE", 0.2)
 
 
 def has(telegram: FakeTelegram, chat_id: int, text: str) -> int:
@@ -85,7 +114,7 @@ async def test_flood_control_waits_retry_after(tmp_path, telegram: FakeTelegram,
         assert time.monotonic() - refused_at >= 1.5
         await asyncio.sleep(1.5)
         assert has(telegram, USER, "Throttled") == 1
-        assert services(app).store.pending() == []
+        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
 
 
 async def test_server_errors_are_retried(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
@@ -99,7 +128,7 @@ async def test_server_errors_are_retried(tmp_path, telegram: FakeTelegram, feeds
         feed.publish("Survives 502", link="https://s.example/502")
         await eventually(lambda: has(telegram, USER, "Survives 502"), timeout=20)
         assert has(telegram, USER, "Survives 502") == 1
-        assert services(app).store.pending() == []
+        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
 
 
 async def test_media_refused_falls_back_to_text(
@@ -125,4 +154,176 @@ async def test_media_refused_falls_back_to_text(
         assert message.method == "sendMessage"
         assert "https://p.example/pic" in message.text
         assert any(r[0] == "sendPhoto" and r[1] == USER for r in telegram.rejections)
-        assert services(app).store.pending() == []
+        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+
+async def test_kicked_from_group_is_paused_and_resumes_when_added_again(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    telegram.add_group(GROUP, "Readers", admins={USER}, members=set())
+    feed = feeds.rss("/k.xml", title="K")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)) as app:
+        store = services(app).store
+        await subscribe(telegram, GROUP, USER, feeds.url("/k.xml"))
+        await eventually(lambda: has(telegram, GROUP, "Zero"))
+        telegram.kick(GROUP)  # silently: the bot learns it from the 403
+        feed.publish("While kicked", link="https://k.example/kicked")
+        await eventually(lambda: not store.get_chat(GROUP).active, message="group paused")
+        assert [r[2:] for r in telegram.rejections if r[1] == GROUP] == [
+            (403, "Forbidden: bot was kicked from the group chat")
+        ]
+        assert len(store.chat_subscriptions(GROUP)) == 1, "subscriptions kept, paused"
+        assert store.pending_for_chat(GROUP) == []
+
+        telegram.add_bot_to_group(GROUP, USER)
+        await eventually(lambda: has(telegram, GROUP, "earlier subscriptions are active again"))
+        assert store.get_chat(GROUP).active
+        feed.publish("Back in the group", link="https://k.example/back")
+        await eventually(lambda: has(telegram, GROUP, "Back in the group"), message="resumed")
+        assert has(telegram, GROUP, "While kicked") == 0
+
+
+async def test_not_a_member_of_channel_is_paused_and_resumes_when_added_again(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    telegram.add_channel(CHANNEL, "Channel", username="chan", admins={USER})
+    feed = feeds.rss("/c.xml", title="C")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)) as app:
+        store = services(app).store
+        telegram.user_says(USER, USER, f"/subscribe @chan {feeds.url('/c.xml')}")
+        await eventually(lambda: has(telegram, CHANNEL, "Zero"), message="sample in the channel")
+        telegram.kick(CHANNEL)
+        feed.publish("While out", link="https://c.example/out")
+        await eventually(lambda: not store.get_chat(CHANNEL).active, message="channel paused")
+        assert [r[2:] for r in telegram.rejections if r[1] == CHANNEL] == [
+            (403, "Forbidden: bot is not a member of the channel chat")
+        ]
+        assert len(store.chat_subscriptions(CHANNEL)) == 1
+
+        telegram.add_bot_to_channel(CHANNEL, USER)
+        await eventually(lambda: store.get_chat(CHANNEL).active, message="channel resumed")
+        feed.publish("Back in the channel", link="https://c.example/back")
+        await eventually(lambda: has(telegram, CHANNEL, "Back in the channel"))
+        assert has(telegram, CHANNEL, "While out") == 0
+
+
+async def test_deleted_chat_is_paused(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
+    telegram.add_user(USER)
+    telegram.add_group(GROUP, "Doomed", admins={USER}, members=set())
+    feed = feeds.rss("/d.xml", title="D")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)) as app:
+        store = services(app).store
+        await subscribe(telegram, GROUP, USER, feeds.url("/d.xml"))
+        await eventually(lambda: has(telegram, GROUP, "Zero"))
+        telegram.delete_chat(GROUP)
+        feed.publish("Into the void", link="https://d.example/void")
+        await eventually(lambda: not store.get_chat(GROUP).active, message="chat paused")
+        assert len(store.chat_subscriptions(GROUP)) == 1
+        assert store.pending() == []
+        # Later entries are not even tried.
+        feed.publish("Still gone", link="https://d.example/still")
+        polls = feeds.count("/d.xml")
+        await eventually(lambda: feeds.count("/d.xml") >= polls + 2, message="two more polls")
+        assert [r[2:] for r in telegram.rejections if r[1] == GROUP] == [
+            (400, "Bad Request: chat not found")
+        ]
+
+
+async def test_unparsable_markup_is_sent_as_plain_text(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer, monkeypatch
+):
+    # The renderer never writes HTML Telegram refuses; pretend it did once.
+    render_entry = bot.deliver.render_entry
+
+    def broken_render(entry, feed_title, style):
+        if entry.title == "Bad markup":
+            return [Message(f"<b>Bad markup <i>misnested</b></i> {entry.link}")]
+        return render_entry(entry, feed_title, style)
+
+    monkeypatch.setattr(bot.deliver, "render_entry", broken_render)
+    telegram.add_user(USER)
+    feed = feeds.rss("/b.xml", title="B")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)) as app:
+        await subscribe(telegram, USER, USER, feeds.url("/b.xml"))
+        await eventually(lambda: has(telegram, USER, "Zero"))
+        feed.publish("Bad markup", link="https://b.example/bad")
+        await eventually(lambda: has(telegram, USER, "Bad markup"), message="plain-text fallback")
+        (message,) = [m for m in telegram.sent(USER) if "Bad markup" in m.plain]
+        assert message.parse_mode is None
+        assert message.text == "Bad markup misnested https://b.example/bad"
+        refused = [r for r in telegram.rejections if r[1] == USER]
+        assert len(refused) == 1 and "can't parse entities" in refused[0][3]
+        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+
+async def test_dropped_connections_are_retried(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
+    telegram.add_user(USER)
+    feed = feeds.rss("/t.xml", title="T")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)) as app:
+        store = services(app).store
+        await subscribe(telegram, USER, USER, feeds.url("/t.xml"))
+        await eventually(lambda: has(telegram, USER, "Zero"))
+        telegram.fail_server(times=2, status=0)  # the connection dies before an answer
+        feed.publish("Survives drops", link="https://t.example/drop")
+        await eventually(lambda: len(store.pending()) == 1, message="queued")
+        await eventually(lambda: has(telegram, USER, "Survives drops"), timeout=15)
+        assert [r[2] for r in telegram.rejections] == [0, 0]
+        assert has(telegram, USER, "Survives drops") == 1
+        await eventually(lambda: not store.pending(), message="outbox empty")
+
+
+async def test_entries_of_a_feed_arrive_oldest_first(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    feed = feeds.rss("/o.xml", title="O")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)) as app:
+        await subscribe(telegram, USER, USER, feeds.url("/o.xml"))
+        await eventually(lambda: has(telegram, USER, "Zero"))
+        # The first of them is refused once: the others must not overtake it.
+        telegram.flood(USER, retry_after=1, times=1)
+        titles = ["One", "Two", "Three", "Four"]
+        for title in titles:
+            feed.publish(title, link=f"https://o.example/{title}")
+        await eventually(lambda: has(telegram, USER, "Four"), timeout=15, message="all four")
+        received = [m.plain.splitlines()[0] for m in telegram.sent(USER)]
+        assert received[-4:] == titles
+        assert telegram.count_429 == 1
+        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+
+async def test_flood_control_on_one_chat_does_not_hold_up_another(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    telegram.add_user(OTHER)
+    feed = feeds.rss("/w.xml", title="W")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)):
+        await subscribe(telegram, USER, USER, feeds.url("/w.xml"))
+        await subscribe(telegram, OTHER, OTHER, feeds.url("/w.xml"))
+        await eventually(lambda: has(telegram, USER, "Zero"))
+        telegram.flood(USER, retry_after=4, times=1)
+        feed.publish("First", link="https://w.example/1")
+        await eventually(lambda: telegram.count_429 == 1, message="a 429 for USER")
+        refused_at = time.monotonic()
+        # A later entry reaches the other chat while USER waits out its 429.
+        feed.publish("Second", link="https://w.example/2")
+        await eventually(lambda: has(telegram, OTHER, "Second"), message="OTHER goes on")
+        assert has(telegram, USER, "First") == 0, "USER is still waiting"
+        await eventually(lambda: has(telegram, USER, "Second"), timeout=15)
+        entries = ("First", "Second")
+        user = [m for m in telegram.sent(USER) if m.plain.splitlines()[0] in entries]
+        other = [m for m in telegram.sent(OTHER) if m.plain.splitlines()[0] in entries]
+        assert [m.plain.splitlines()[0] for m in user] == ["First", "Second"]
+        assert [m.plain.splitlines()[0] for m in other] == ["First", "Second"]
+        assert user[0].time - refused_at >= 3.5, "USER waited its retry_after"
+        assert other[1].time < user[0].time

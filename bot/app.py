@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 
@@ -46,6 +47,12 @@ def file_base_url(api_base_url: str) -> str:
 
 
 def build_application(config: Config) -> Application:  # type: ignore[type-arg]
+    # PTB 22 warns on every RetryAfter unless opted in to timedelta values,
+    # which deliver.py reads either way; opt in to the coming behaviour.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    # With max_retries=0 the limiter logs every 429 as an ERROR with a
+    # traceback; deliver.py handles 429s and logs one line for each.
+    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
     application = (
         Application.builder()
         .token(config.telegram.token)

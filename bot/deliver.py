@@ -83,7 +83,14 @@ MEDIA_ERRORS = (
 )
 
 #: 400s that mean the chat is gone for good (403s always do).
-CHAT_GONE_ERRORS = ("chat not found",)
+CHAT_GONE_ERRORS = (
+    "chat not found",
+    # The bot lost the right to post (a channel admin took it away, a group
+    # restricted it): nothing can be sent until the rights come back.
+    "need administrator rights",
+    "not enough rights to send",
+    "have no rights to send",
+)
 
 #: Backoff for 5xx, timeouts and network errors: 2, 4, 8 … seconds, capped.
 BACKOFF_BASE = 2.0

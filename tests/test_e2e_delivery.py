@@ -211,6 +211,38 @@ async def test_not_a_member_of_channel_is_paused_and_resumes_when_added_again(
         assert has(telegram, CHANNEL, "While out") == 0
 
 
+async def test_channel_without_the_right_to_post_is_paused_until_it_comes_back(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    telegram.add_channel(CHANNEL, "Channel", username="chan", admins={USER})
+    feed = feeds.rss("/r.xml", title="R")
+    feed.publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram)) as app:
+        store = services(app).store
+        telegram.user_says(USER, USER, f"/subscribe @chan {feeds.url('/r.xml')}")
+        await eventually(lambda: has(telegram, CHANNEL, "Zero"), message="sample in the channel")
+        # The right is taken away without Telegram telling the bot (no update):
+        # the send is refused, and the channel is paused rather than the entry dropped.
+        telegram.add_channel(CHANNEL, "Channel", username="chan", admins={USER}, bot_can_post=False)
+        feed.publish("Refused", link="https://r.example/refused")
+        await eventually(lambda: not store.get_chat(CHANNEL).active, message="channel paused")
+        assert len(store.chat_subscriptions(CHANNEL)) == 1
+        # Given back (a my_chat_member update): the channel resumes.
+        telegram.set_bot_rights(CHANNEL, USER, can_post=True)
+        await eventually(lambda: store.get_chat(CHANNEL).active, message="channel resumed")
+        feed.publish("Allowed again", link="https://r.example/again")
+        await eventually(lambda: has(telegram, CHANNEL, "Allowed again"))
+        # Taken away with an update: paused at once, nothing is even tried.
+        telegram.set_bot_rights(CHANNEL, USER, can_post=False)
+        await eventually(lambda: not store.get_chat(CHANNEL).active, message="paused by update")
+        rejected = len(telegram.rejections)
+        feed.publish("Not tried", link="https://r.example/not")
+        polls = feeds.count("/r.xml")
+        await eventually(lambda: feeds.count("/r.xml") >= polls + 2, message="two more polls")
+        assert len(telegram.rejections) == rejected
+
+
 async def test_deleted_chat_is_paused(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
     telegram.add_user(USER)
     telegram.add_group(GROUP, "Doomed", admins={USER}, members=set())

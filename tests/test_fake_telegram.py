@@ -313,6 +313,16 @@ async def test_limits_private_burst(fake, bot):
     assert fake.count_429 == 1
 
 
+async def test_limits_private_album_larger_than_the_burst(fake, bot):
+    fake.limits = True
+    album = [InputMediaPhoto(f"https://e.com/{i}") for i in range(10)]
+    await bot.send_media_group(USER, album)  # a full bucket lets a whole album through
+    assert len(fake.sent(USER)) == 10
+    with pytest.raises(RetryAfter) as info:  # and leaves the chat in debt
+        await bot.send_message(USER, "right after")
+    assert seconds(info.value.retry_after) >= 7
+
+
 async def test_limits_group_per_minute_counts_media_group_items(fake, bot):
     fake.limits = True
     for i in range(9):

@@ -53,6 +53,16 @@ def chat_from_telegram(chat: TgChat) -> Chat:
     )
 
 
+def may_post(chat: TgChat, member: ChatMember) -> bool:
+    """In a channel only an administrator with the right to post may post; in
+    groups and private chats, being there is enough."""
+    if chat.type != ChatType.CHANNEL or member.status == ChatMember.OWNER:
+        return True
+    return member.status == ChatMember.ADMINISTRATOR and bool(
+        getattr(member, "can_post_messages", False)
+    )
+
+
 def split_channel_ref(args: list[str]) -> tuple[str | None, list[str]]:
     if args and CHANNEL_REF.match(args[0]):
         return args[0], args[1:]
@@ -109,14 +119,7 @@ async def resolve_channel(
             me = await bot.get_chat_member(channel.id, bot.id)
         except (BadRequest, Forbidden):
             me = None
-        can_post = me is not None and (
-            me.status == ChatMember.OWNER
-            or (
-                me.status == ChatMember.ADMINISTRATOR
-                and bool(getattr(me, "can_post_messages", False))
-            )
-        )
-        if not can_post:
+        if me is None or not may_post(channel, me):
             raise Denied(
                 f"I can't post in {name}: make me an administrator of the channel "
                 "with the right to post messages, then try again."

@@ -8,7 +8,7 @@ from telegram import ChatMember, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import ContextTypes
 
-from bot.commands.access import chat_from_telegram, may_use_bot
+from bot.commands.access import chat_from_telegram, may_post, may_use_bot
 from bot.commands.replies import NO_PREVIEW, reply
 from bot.services import get_services
 from bot.subscriptions import esc, pause_chat, resume_chat
@@ -64,19 +64,20 @@ async def membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     new = change.new_chat_member.status
     chat = chat_from_telegram(change.chat)
     present = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER)
-    if new in (ChatMember.LEFT, ChatMember.BANNED):
+    if new not in present or not may_post(change.chat, change.new_chat_member):
         pause_chat(services.store, chat.id)
-        log.info("removed from chat %s (%s): subscriptions paused", chat.id, chat.title)
-    elif new in present and old not in present:
-        resumed = resume_chat(services.store, chat)
-        log.info("added to chat %s (%s)", chat.id, chat.title)
-        if change.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
-            text = GROUP_INTRO
-            if resumed:
-                text += "\nThis group's earlier subscriptions are active again."
-            await context.bot.send_message(
-                chat.id, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
-            )
+        log.info("chat %s (%s): I may not post there; subscriptions paused", chat.id, chat.title)
+        return
+    resumed = resume_chat(services.store, chat)
+    if resumed:
+        log.info("chat %s (%s) is back: subscriptions resumed", chat.id, chat.title)
+    if old not in present and change.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+        text = GROUP_INTRO
+        if resumed:
+            text += "\nThis group's earlier subscriptions are active again."
+        await context.bot.send_message(
+            chat.id, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+        )
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -39,7 +39,7 @@ from bot.deliver import Deliverer
 from bot.fetch import Fetcher, FetchError, FetchResult
 from bot.identity import dedupe_keys, new_entries
 from bot.models import Entry, Feed, FeedStatus, ParsedFeed, Subscription
-from bot.parse import ParseError, parse_feed
+from bot.parse import ParseError, parse_response
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -331,12 +331,7 @@ class Poller:
         parsed: ParsedFeed | None = None
         if result.status != 304 and result.body_hash != feed.body_hash:
             try:
-                parsed = parse_feed(
-                    result.body,
-                    url=result.url,
-                    content_type=result.content_type,
-                    content_location=result.content_location,
-                )
+                parsed = parse_response(result)
             except ParseError as exc:
                 return await self._failed(feed, str(exc), None, gone=False)
             new = self._record_entries(feed, parsed, now)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import dedupe_keys, newest
 from bot.models import Chat, Entry, Feed, FeedStatus, Style, Subscription
-from bot.parse import ParseError, parse_feed
+from bot.parse import ParseError, parse_response
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -81,12 +81,7 @@ class Subscriptions:
 
         try:
             result = await self._fetcher.fetch(url)
-            parsed = parse_feed(
-                result.body,
-                url=result.url,
-                content_type=result.content_type,
-                content_location=result.content_location,
-            )
+            parsed = parse_response(result)
         except FetchError as exc:
             return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}")
         except ParseError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import bot.poller as poller_module
+from bot.fetch import FetchResult
 from bot.models import FeedStatus
 from bot.poller import DAY, PollResult, poll_all
 from tests.fake_telegram import FakeTelegram
@@ -70,13 +71,13 @@ def gaps(server: FeedServer, path: str) -> list[float]:
 def counters(monkeypatch):
     """Count parses done by the poller."""
     parses: list[str] = []
-    real = poller_module.parse_feed
+    real = poller_module.parse_response
 
-    def counting(body: bytes, **kwargs: Any) -> Any:
-        parses.append(kwargs["url"])
-        return real(body, **kwargs)
+    def counting(result: FetchResult) -> Any:
+        parses.append(result.url)
+        return real(result)
 
-    monkeypatch.setattr(poller_module, "parse_feed", counting)
+    monkeypatch.setattr(poller_module, "parse_response", counting)
     return parses
 
 

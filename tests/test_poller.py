@@ -16,7 +16,7 @@ import pytest
 
 import bot.poller as poller_module
 from bot.config import PollConfig
-from bot.fetch import Fetcher
+from bot.fetch import Fetcher, FetchResult
 from bot.models import Chat, ChatKind, Feed, FeedStatus, Subscription
 from bot.poller import (
     BACKOFF_JITTER,
@@ -253,13 +253,13 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path, monkeypatch):
     parses: list[str] = []
-    real_parse = poller_module.parse_feed
+    real_parse = poller_module.parse_response
 
-    def counting_parse(body: bytes, **kwargs: Any):
-        parses.append(kwargs["url"])
-        return real_parse(body, **kwargs)
+    def counting_parse(result: FetchResult) -> Any:
+        parses.append(result.url)
+        return real_parse(result)
 
-    monkeypatch.setattr(poller_module, "parse_feed", counting_parse)
+    monkeypatch.setattr(poller_module, "parse_response", counting_parse)
     notices: list[tuple[tuple[int, ...], str]] = []
 
     async def notify(chat_ids: Sequence[int], text: str) -> None:

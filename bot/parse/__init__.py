@@ -27,12 +27,20 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
+from bot.fetch import FetchResult
 from bot.models import ParsedFeed
 from bot.parse.common import ParseError, clean_text, media_kind
 from bot.parse.jsonfeed import is_json_feed, parse_json_feed
 from bot.parse.xml import feed_links_in_html, parse_xml_feed
 
-__all__ = ["ParseError", "clean_text", "feed_links_in_html", "media_kind", "parse_feed"]
+__all__ = [
+    "ParseError",
+    "clean_text",
+    "feed_links_in_html",
+    "media_kind",
+    "parse_feed",
+    "parse_response",
+]
 
 
 def parse_feed(
@@ -60,3 +68,14 @@ def parse_feed(
         if not head.startswith(b"<"):
             return parse_json_feed(body, base, now)
     return parse_xml_feed(body, base, content_type, now)
+
+
+def parse_response(result: FetchResult) -> ParsedFeed:
+    """Parse what the fetcher brought, with the response's URL, Content-Type
+    and Content-Location (charset and relative links depend on them)."""
+    return parse_feed(
+        result.body,
+        url=result.url,
+        content_type=result.content_type,
+        content_location=result.content_location,
+    )

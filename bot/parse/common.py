@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
 
-from bot.models import Media, MediaKind
+from bot.identity import entry_id
+from bot.models import Entry, Media, MediaKind
 
 #: Dates further ahead than this are treated as absent (broken clocks, typos).
 FUTURE_SLACK = timedelta(days=2)
@@ -295,3 +296,31 @@ def categories_of(tags: Iterable[Any]) -> tuple[str, ...]:
             folded.add(text.casefold())
             out.append(text)
     return tuple(out)
+
+
+def build_entry(
+    *,
+    guid: str | None,
+    title: str,
+    link: str | None,
+    html: str,
+    base_url: str,
+    author: str | None,
+    categories: tuple[str, ...],
+    published: datetime | None,
+    updated: datetime | None,
+    media: MediaList,
+) -> Entry:
+    """An Entry, its id derived from what the feed gave (see identity.entry_id)."""
+    return Entry(
+        id=entry_id(guid=guid, link=link, title=title, published=published, html=html),
+        title=title,
+        link=link,
+        html=html,
+        base_url=base_url,
+        author=author,
+        categories=categories,
+        published=published,
+        updated=updated,
+        media=tuple(media.items),
+    )

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.identity import entry_id
 from bot.models import Entry, ParsedFeed
 from bot.parse.common import (
     MediaList,
     ParseError,
     absolute_url,
+    build_entry,
     categories_of,
     clean_text,
     host_of,
@@ -90,14 +90,8 @@ def _json_entry(item: Mapping[str, Any], base: str, now: datetime) -> Entry | No
     if not (title or link or body or media.items):
         return None
     tags = item.get("tags")
-    return Entry(
-        id=entry_id(
-            guid=_json_str(item.get("id")),
-            link=link,
-            title=title,
-            published=published,
-            html=body,
-        ),
+    return build_entry(
+        guid=_json_str(item.get("id")),
         title=title,
         link=link,
         html=body,
@@ -106,7 +100,7 @@ def _json_entry(item: Mapping[str, Any], base: str, now: datetime) -> Entry | No
         categories=categories_of(tags if isinstance(tags, list) else []),
         published=published,
         updated=updated,
-        media=tuple(media.items),
+        media=media,
     )
 
 

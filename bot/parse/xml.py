@@ -14,13 +14,13 @@ from urllib.parse import urljoin
 import feedparser
 from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
 
-from bot.identity import entry_id
 from bot.models import Entry, ParsedFeed
 from bot.parse.common import (
     LOOKS_LIKE_HTML,
     MediaList,
     ParseError,
     absolute_url,
+    build_entry,
     categories_of,
     clean_text,
     date_from_struct,
@@ -298,14 +298,8 @@ def _xml_entry(fe: Mapping[str, Any], base: str, now: datetime) -> Entry | None:
         return None  # an empty <item/>: nothing to send
 
     guid = fe.get("id")
-    return Entry(
-        id=entry_id(
-            guid=guid if isinstance(guid, str) else None,
-            link=link,
-            title=title,
-            published=published,
-            html=body,
-        ),
+    return build_entry(
+        guid=guid if isinstance(guid, str) else None,
         title=title,
         link=link,
         html=body,
@@ -314,7 +308,7 @@ def _xml_entry(fe: Mapping[str, Any], base: str, now: datetime) -> Entry | None:
         categories=categories_of(fe.get("tags") or []),
         published=published,
         updated=updated,
-        media=tuple(media.items),
+        media=media,
     )
 
 

@@ -216,7 +216,7 @@ class Deliverer:
         self._busy.clear()
 
     async def drain(self, timeout: float) -> bool:
-        """Wait until the outbox is empty (for tests and `feedbot check`)."""
+        """Wait until the outbox is empty (for tests and benchmarks)."""
         deadline = self._clock() + timeout
         while self._store.pending():
             if self._clock() > deadline:
@@ -436,7 +436,7 @@ async def send_message(bot: Bot, chat_id: int, message: Message | str) -> None:
     """Send one rendered message (or a plain-text fallback) with the right API method."""
     if isinstance(message, str):
         await bot.send_message(
-            chat_id, message[:4096], link_preview_options=LinkPreviewOptions(is_disabled=True)
+            chat_id, fit_plain(message), link_preview_options=LinkPreviewOptions(is_disabled=True)
         )
         return
     common = {"disable_notification": message.silent}

@@ -86,9 +86,8 @@ class Subscriptions:
             return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}")
         except ParseError as exc:
             hint = ""
-            links = getattr(exc, "feed_links", None) or []
-            if links:
-                hint = " It links to a feed: " + esc(links[0]) + " (try /subscribe with that)."
+            if exc.feed_links:
+                hint = f" It links to a feed: {esc(exc.feed_links[0])} (try /subscribe with that)."
             return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}{hint}")
 
         final_url = result.permanent_url or url
@@ -117,8 +116,7 @@ class Subscriptions:
         keys = [key for entry in parsed.entries for key in dedupe_keys(entry)]
         self._store.delete_feed(final_url)  # a gone feed re-subscribed starts afresh
         self._store.mark_seen(final_url, keys, now)
-        answer = self._add(chat, feed, sample=newest(parsed.entries), new_feed=True)
-        return answer
+        return self._add(chat, feed, sample=newest(parsed.entries), new_feed=True)
 
     def _add(
         self, chat: Chat, feed: Feed, sample: Entry | None, *, new_feed: bool = False

@@ -128,3 +128,22 @@ async def test_unknown_command_and_bare_link_get_a_pointer(
         telegram.user_says(USER, USER, "https://blog.example/feed.xml")
         answer = (await telegram.wait_sent(USER, 2))[-1]
         assert "/subscribe https://blog.example/feed.xml" in answer.plain
+
+
+async def test_html_page_that_links_a_feed_suggests_it(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    feeds.rss("/blog/feed.xml", title="The Blog").publish("Post")
+    feeds.set_feed(
+        "/blog/",
+        '<html><head><link rel="alternate" type="application/rss+xml" href="feed.xml">'
+        "</head><body>A blog</body></html>",
+        "text/html; charset=utf-8",
+    )
+    async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
+        telegram.user_says(USER, USER, f"/subscribe {feeds.url('/blog/')}")
+        (answer,) = await telegram.wait_sent(USER, 1)
+        assert "HTML page" in answer.plain
+        assert f"It links to a feed: {feeds.url('/blog/feed.xml')}" in answer.plain
+        assert services(app).store.chat_subscriptions(USER) == []

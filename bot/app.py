@@ -46,7 +46,7 @@ def file_base_url(api_base_url: str) -> str:
     return api_base_url
 
 
-def build_application(config: Config) -> Application:  # type: ignore[type-arg]
+def build_application(config: Config) -> Application:
     # PTB 22 warns on every RetryAfter unless opted in to timedelta values,
     # which deliver.py reads either way; opt in to the coming behaviour.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -98,13 +98,13 @@ def build_application(config: Config) -> Application:  # type: ignore[type-arg]
     return application
 
 
-def _services(application: Application) -> Services:  # type: ignore[type-arg]
+def _services(application: Application) -> Services:
     services = application.bot_data[SERVICES_KEY]
     assert isinstance(services, Services)
     return services
 
 
-async def _start(application: Application) -> None:  # type: ignore[type-arg]
+async def _start(application: Application) -> None:
     services = _services(application)
     await application.bot.set_my_commands(commands.MENU)
     services.poller.start()
@@ -117,11 +117,11 @@ async def _start(application: Application) -> None:  # type: ignore[type-arg]
     )
 
 
-async def _stop(application: Application) -> None:  # type: ignore[type-arg]
+async def _stop(application: Application) -> None:
     await _services(application).deliverer.stop()
 
 
-async def _shutdown(application: Application) -> None:  # type: ignore[type-arg]
+async def _shutdown(application: Application) -> None:
     services = _services(application)
     await services.fetcher.aclose()
     services.store.close()

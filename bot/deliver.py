@@ -32,6 +32,7 @@ Telegram's answers, case by case:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -239,7 +240,7 @@ class Deliverer:
             if chat_id not in self._workers and not self._stopping:
                 task = asyncio.create_task(self._chat_worker(chat_id), name=f"chat {chat_id}")
                 self._workers[chat_id] = task
-                task.add_done_callback(lambda t, c=chat_id: self._worker_done(c, t))
+                task.add_done_callback(functools.partial(self._worker_done, chat_id))
 
     def _worker_done(self, chat_id: int, task: asyncio.Task[None]) -> None:
         if self._workers.get(chat_id) is task:
@@ -272,7 +273,7 @@ class Deliverer:
                     return  # migrated: the new chat's worker takes it from here
                 continue
             finally:
-                self._busy.discard(me)  # type: ignore[arg-type]
+                self._busy.discard(me)
             self._finish(delivery, outcome)
             if outcome is Outcome.CHAT_GONE:
                 return
@@ -439,7 +440,7 @@ async def send_message(bot: Bot, chat_id: int, message: Message | str) -> None:
             chat_id, fit_plain(message), link_preview_options=LinkPreviewOptions(is_disabled=True)
         )
         return
-    common = {"disable_notification": message.silent}
+    silent = message.silent
     caption = message.text or None
     if not message.media:
         await bot.send_message(
@@ -447,19 +448,31 @@ async def send_message(bot: Bot, chat_id: int, message: Message | str) -> None:
             message.text,
             parse_mode=ParseMode.HTML,
             link_preview_options=LinkPreviewOptions(is_disabled=not message.link_preview),
-            **common,
+            disable_notification=silent,
         )
     elif len(message.media) == 1:
         item = message.media[0]
-        send = {
-            "photo": bot.send_photo,
-            "video": bot.send_video,
-            "audio": bot.send_audio,
-            "document": bot.send_document,
-        }[item.kind]
-        await send(chat_id, item.url, caption=caption, parse_mode=ParseMode.HTML, **common)
+        html = ParseMode.HTML
+        if item.kind == "photo":
+            await bot.send_photo(
+                chat_id, item.url, caption=caption, parse_mode=html, disable_notification=silent
+            )
+        elif item.kind == "video":
+            await bot.send_video(
+                chat_id, item.url, caption=caption, parse_mode=html, disable_notification=silent
+            )
+        elif item.kind == "audio":
+            await bot.send_audio(
+                chat_id, item.url, caption=caption, parse_mode=html, disable_notification=silent
+            )
+        else:
+            await bot.send_document(
+                chat_id, item.url, caption=caption, parse_mode=html, disable_notification=silent
+            )
     else:
-        media_types = {
+        media_types: dict[
+            str, type[InputMediaAudio | InputMediaDocument | InputMediaPhoto | InputMediaVideo]
+        ] = {
             "photo": InputMediaPhoto,
             "video": InputMediaVideo,
             "audio": InputMediaAudio,
@@ -473,4 +486,4 @@ async def send_message(bot: Bot, chat_id: int, message: Message | str) -> None:
             )
             for index, item in enumerate(message.media)
         ]
-        await bot.send_media_group(chat_id, group, **common)
+        await bot.send_media_group(chat_id, group, disable_notification=silent)

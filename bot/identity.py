@@ -123,7 +123,7 @@ def _oldest_first(entries: list[tuple[int, Entry]]) -> list[Entry]:
     if entries and all(d is not None for d in dates):
         keyed = sorted(
             zip(dates, entries, strict=True),
-            key=lambda pair: (pair[0], -pair[1][0]),  # type: ignore[arg-type, operator]
+            key=lambda pair: (pair[0], -pair[1][0]),
         )
         return [e for _, (_, e) in keyed]
     return [e for _, e in reversed(entries)]

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import dedupe_keys, newest
@@ -245,7 +246,8 @@ def apply_setting(style: Style, key: str, value: str) -> Style:
         return replace(style, summary=value)  # type: ignore[arg-type]
     if value not in _SWITCH:
         raise ValueError(f"{key} takes on or off.")
-    return replace(style, **{field: _SWITCH[value]})
+    changes: dict[str, Any] = {field: _SWITCH[value]}
+    return replace(style, **changes)
 
 
 def pause_chat(store: Store, chat_id: int) -> None:

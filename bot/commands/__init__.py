@@ -29,7 +29,7 @@ MENU = [
 ]
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
+def register(application: Application) -> None:
     handlers = {
         ("start",): basic.start,
         ("help",): basic.help_command,

@@ -10,7 +10,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from telegram import Bot, ChatMember, Message
+from telegram import Bot, ChatFullInfo, ChatMember, Message
 from telegram import Chat as TgChat
 from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
@@ -44,7 +44,7 @@ def may_use_bot(config: TelegramConfig, user_id: int | None) -> bool:
     return user_id is not None and (user_id in config.admins or user_id in config.allowed_users)
 
 
-def chat_from_telegram(chat: TgChat) -> Chat:
+def chat_from_telegram(chat: TgChat | ChatFullInfo) -> Chat:
     return Chat(
         id=chat.id,
         kind=ChatKind(chat.type) if chat.type in set(ChatKind) else ChatKind.PRIVATE,
@@ -53,7 +53,7 @@ def chat_from_telegram(chat: TgChat) -> Chat:
     )
 
 
-def may_post(chat: TgChat, member: ChatMember) -> bool:
+def may_post(chat: TgChat | ChatFullInfo, member: ChatMember) -> bool:
     """In a channel only an administrator with the right to post may post; in
     groups and private chats, being there is enough."""
     if chat.type != ChatType.CHANNEL or member.status == ChatMember.OWNER:

@@ -216,11 +216,11 @@ def _html_page_error(body: bytes, base: str, content_type: str | None) -> ParseE
 
 
 def _detail_text(container: Mapping[str, Any], key: str) -> str:
-    detail = container.get(f"{key}_detail")
+    detail = container.get(f"{key}_detail") or {}
     value = container.get(key)
     if not value:
         return ""
-    is_html = bool(detail) and is_html_type(detail.get("type"))
+    is_html = is_html_type(detail.get("type"))
     return clean_text(value, is_html=is_html)
 
 
@@ -259,7 +259,7 @@ def _author(fe: Mapping[str, Any]) -> str | None:
     return raw or clean_text(detail.get("name")) or None
 
 
-def _xml_entry(fe: Mapping[str, Any], base: str, now: datetime) -> Entry | None:
+def _xml_entry(fe: dict[str, Any], base: str, now: datetime) -> Entry | None:
     title = _detail_text(fe, "title")
     link = absolute_url(fe.get("link"), base, strip_tracking=True)
     body, body_base = pick_body(_body_candidates(fe))

@@ -142,4 +142,6 @@ def _describe(update: object) -> str:
 def run(config: Config) -> None:
     """Run until SIGINT or SIGTERM; python-telegram-bot stops everything cleanly."""
     application = build_application(config)
-    application.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False)
+    # Keep trying to reach Telegram at start-up (the network may come up after
+    # us); a token Telegram refuses still ends the start at once (InvalidToken).
+    application.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False, bootstrap_retries=-1)

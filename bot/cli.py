@@ -27,11 +27,25 @@ from bot.subscriptions import apply_setting
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiolimiter")
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+class RedactingFormatter(logging.Formatter):
+    """Never write the bot token to a log: python-telegram-bot puts it in some
+    error messages, and httpx in the URLs it logs."""
+
+    def __init__(self, fmt: str, secret: str) -> None:
+        super().__init__(fmt)
+        self._secret = secret
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace(self._secret, "<token>") if self._secret else text
+
+
+def setup_logging(verbose: bool, secret: str = "") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secret)
     )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     if not verbose:
         for name in NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -62,10 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             config = load_config(args.config)
-            setup_logging(args.verbose)
+            setup_logging(args.verbose, secret=config.telegram.token)
+            from telegram.error import InvalidToken
+
             from bot.app import run  # imports python-telegram-bot only when running
 
-            run(config)
+            try:
+                run(config)
+            except InvalidToken:
+                print(
+                    "feedbot: Telegram refused the bot token (telegram.token or FEEDBOT_TOKEN).",
+                    file=sys.stderr,
+                )
+                return 1
             return 0
         config = load_config(args.config, require_token=False)
         style = Style()

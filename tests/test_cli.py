@@ -134,3 +134,15 @@ async def test_console_script_is_installed():
     out, _ = await process.communicate()
     assert process.returncode == 0
     assert b"check" in out and b"run" in out
+
+
+async def test_run_with_a_token_telegram_refuses_stops_with_one_line(tmp_path, telegram):
+    from tests.harness import write_config
+
+    config = write_config(tmp_path, telegram)
+    text = config.read_text().replace('token = "123456:TEST"', 'token = "999:WRONG"')
+    config.write_text(text)
+    code, _, err = await feedbot("run", "--config", str(config), cwd=tmp_path)
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("feedbot: Telegram refused the bot token")
+    assert "WRONG" not in err, "the token never appears in the output"

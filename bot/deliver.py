@@ -179,8 +179,9 @@ class Deliverer:
         self._workers: dict[int, asyncio.Task[None]] = {}
         #: Workers with a send admitted whose delivery is not yet committed.
         self._busy: set[asyncio.Task[None]] = set()
-        #: seq → how many of its messages Telegram accepted, so that a retry of
-        #: a media + text delivery does not send the media again.
+        #: seq → how many of its messages Telegram accepted (also written to
+        #: the store, Delivery.sent_parts), so a retry of a media + text
+        #: delivery does not send the media again.
         self._progress: dict[int, int] = {}
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
@@ -278,6 +279,16 @@ class Deliverer:
             if outcome is Outcome.CHAT_GONE:
                 return
 
+    def _sent_parts(self, delivery: Delivery) -> int:
+        return max(self._progress.get(delivery.seq, 0), delivery.sent_parts)
+
+    def _record_progress(self, delivery: Delivery, chat_id: int, sent_parts: int) -> None:
+        """Telegram accepted part of a multi-message entry: remember it durably,
+        so that neither a retry nor a restart sends that part again."""
+        self._progress[delivery.seq] = sent_parts
+        self._store.update_delivery(replace(delivery, chat_id=chat_id, sent_parts=sent_parts))
+        self._store.commit()
+
     def _retry_later(self, delivery: Delivery, retry: _Retry) -> None:
         attempts = delivery.attempts + (1 if retry.counts else 0)
         self._store.update_delivery(
@@ -286,6 +297,7 @@ class Deliverer:
                 chat_id=retry.chat_id if retry.chat_id is not None else delivery.chat_id,
                 attempts=attempts,
                 not_before=self._clock() + retry.delay,
+                sent_parts=self._sent_parts(delivery),
             )
         )
         self._store.commit()
@@ -308,7 +320,9 @@ class Deliverer:
             style = sub.style if sub is not None else Style()
             feed_title = feed.title if feed is not None and feed.title else ""
             messages = render_entry(delivery.entry, feed_title, style)
-            done = self._progress.get(delivery.seq, 0)
+            done = self._sent_parts(delivery)
+            if done >= len(messages):  # the style changed since: send it all anew
+                done = 0
             for index, message in enumerate(messages):
                 if index < done:
                     continue
@@ -318,9 +332,10 @@ class Deliverer:
                     lambda: render_text_only(delivery.entry, feed_title, style),
                     fit_plain(delivery.entry.link or delivery.entry.title or delivery.entry.id),
                 )
-                self._progress[delivery.seq] = index + 1
                 if whole:  # the text-only fallback carries the whole entry
                     break
+                if index + 1 < len(messages):
+                    self._record_progress(delivery, chat_id, index + 1)
         except _Retry as retry:
             retry.chat_id = chat_id
             raise

@@ -163,3 +163,6 @@ class Delivery:
     #: Unix time before which the delivery must not be retried (backoff).
     not_before: float = 0.0
     attempts: int = 0
+    #: How many of the entry's messages Telegram has accepted (an entry can be
+    #: a photo, then its text): a retry or a restart sends only the rest.
+    sent_parts: int = 0

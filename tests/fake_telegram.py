@@ -253,7 +253,7 @@ class FakeTelegram:
 
         self._media_failures: list[tuple[str, str]] = []
         self._floods: dict[int | None, list[int]] = {}
-        self._server_failures: list[int] = []
+        self._server_failures: list[tuple[int, str | None]] = []
         self._global_times: deque[float] = deque()
         self._group_times: dict[int, deque[float]] = {}
         self._private_buckets: dict[int, tuple[float, float]] = {}
@@ -416,9 +416,10 @@ class FakeTelegram:
         """The next ``times`` sends to ``chat_id`` (None: to any chat) answer 429."""
         self._floods.setdefault(chat_id, []).extend([retry_after] * times)
 
-    def fail_server(self, times: int = 1, status: int = 500) -> None:
-        """The next ``times`` sends answer HTTP ``status``; ``status=0`` drops the connection."""
-        self._server_failures.extend([status] * times)
+    def fail_server(self, times: int = 1, status: int = 500, method: str | None = None) -> None:
+        """The next ``times`` sends (of ``method`` only, if given) answer HTTP
+        ``status``; ``status=0`` drops the connection."""
+        self._server_failures.extend([(status, method and method.lower())] * times)
 
     # ------------------------------------------------------------------ updates
 
@@ -804,8 +805,17 @@ class FakeTelegram:
         if handler is None:
             return self._error_response(method, ApiError(404, "Not Found"))
         try:
-            if method.lower() in SEND_METHODS and self._server_failures:
-                status = self._server_failures.pop(0)
+            failure = next(
+                (
+                    f
+                    for f in self._server_failures
+                    if method.lower() in SEND_METHODS and f[1] in (None, method.lower())
+                ),
+                None,
+            )
+            if failure is not None:
+                self._server_failures.remove(failure)
+                status = failure[0]
                 if status == 0:
                     raise _DropConnection
                 phrase = "Bad Gateway" if status == 502 else "Internal Server Error"

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 from telegram import Bot
@@ -17,7 +18,7 @@ from telegram.request import HTTPXRequest
 
 import bot.deliver
 from bot.deliver import Deliverer, backoff_delay, fit_plain, message_items
-from bot.models import Chat, ChatKind, Entry, Media
+from bot.models import Chat, ChatKind, Entry, Media, Style, Subscription
 from bot.pacing import Pacer, Window
 from bot.render import MediaItem, Message
 from bot.store.sqlite import SqliteStore
@@ -215,6 +216,36 @@ async def test_refused_media_of_a_media_then_text_entry_sends_the_text_once(
     assert message.method == "sendMessage"
     assert message.plain.count("Long read") == 1
     assert running.stats.fallbacks == 1
+
+
+async def test_the_photo_of_a_photo_then_text_entry_is_sent_once_across_a_restart(
+    store, telegram: FakeTelegram
+):
+    add_private_chats(store, telegram, range(1, 2))
+    store.put_subscription(Subscription(1, FEED, created=0.0, style=Style(summary="full")))
+    entry = Entry(
+        "long",
+        "Long read",
+        link="https://e.example/long",
+        html="<p>" + "Many words here. " * 150 + "</p>",
+        media=(Media("https://img.example/fine.jpg", "image", "image/jpeg"),),
+    )
+    store.enqueue(FEED, entry, [1])
+    store.commit()
+    telegram.fail_server(times=1, status=502, method="sendMessage")
+    async with deliverer(store, telegram):
+        # The photo went, the text met a 502: the delivery waits, its progress stored.
+        await eventually(lambda: any(r[2] == 502 for r in telegram.rejections))
+        await eventually(lambda: store.pending()[0].attempts == 1, message="retry recorded")
+        (queued,) = store.pending()
+        assert queued.sent_parts == 1
+    # A new process (a restart) with the same store sends only the text.
+    store.update_delivery(replace(queued, not_before=0.0))
+    store.commit()
+    async with deliverer(store, telegram) as running:
+        assert await running.drain(10)
+    assert [m.method for m in telegram.sent(1)] == ["sendPhoto", "sendMessage"]
+    assert telegram.sent(1)[1].plain.count("Long read") == 1
 
 
 async def test_a_delivery_that_keeps_crashing_is_dropped_and_others_go_on(

@@ -460,7 +460,15 @@ class SqliteStore(Store):
                 log.error("outbox row %s refers to a missing entry; skipped", seq)
                 continue
             deliveries.append(
-                Delivery(seq, r["chat_id"], r["feed_url"], entry, r["not_before"], r["attempts"])
+                Delivery(
+                    seq,
+                    r["chat_id"],
+                    r["feed_url"],
+                    entry,
+                    r["not_before"],
+                    r["attempts"],
+                    r.get("sent_parts", 0),
+                )
             )
         return deliveries
 
@@ -506,6 +514,7 @@ class SqliteStore(Store):
             "feed_url": delivery.feed_url,
             "not_before": delivery.not_before,
             "attempts": delivery.attempts,
+            "sent_parts": delivery.sent_parts,
         }
         self._put_delivery(delivery.seq, record, stored["chat_id"])
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
 
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes
 
 from bot import commands
 from bot.config import Config
-from bot.deliver import Deliverer, send_message
+from bot.deliver import Deliverer
 from bot.fetch import Fetcher
 from bot.poller import Poller, jittered
 from bot.services import SERVICES_KEY, Services
@@ -73,16 +71,8 @@ def build_application(config: Config) -> Application:
         timeout=config.poll.timeout, allow_private=config.poll.allow_private_addresses
     )
     deliverer = Deliverer(store, application.bot)
-
-    async def notify(chat_ids: Sequence[int], text: str) -> None:
-        for chat_id in chat_ids:
-            try:
-                await send_message(application.bot, chat_id, text)
-            except TelegramError as exc:
-                log.warning("could not tell chat %s: %s", chat_id, exc)
-
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
-    poller = Poller(store, fetcher, deliverer, config.poll, application.job_queue, notify)
+    poller = Poller(store, fetcher, deliverer, config.poll, application.job_queue, deliverer.notify)
     subscriptions = Subscriptions(
         store,
         fetcher,

@@ -37,7 +37,7 @@ import logging
 import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -226,6 +226,21 @@ class Deliverer:
             self.wake()
             await asyncio.sleep(0.05)
         return True
+
+    async def notify(self, chat_ids: Sequence[int], text: str) -> None:
+        """Tell chats something about a feed (gone, failing, back): plain text,
+        paced like every other send; a notice that fails is logged, not retried."""
+        for chat_id in chat_ids:
+            for _ in range(2):
+                try:
+                    async with self.pacer.slot(chat_id, 1):
+                        await send_message(self._bot, chat_id, text)
+                    break
+                except RetryAfter as exc:
+                    await asyncio.sleep(_retry_after(exc))
+                except TelegramError as exc:
+                    log.warning("could not tell chat %s: %s", chat_id, exc)
+                    break
 
     # -- scheduling ----------------------------------------------------------
     async def _run(self) -> None:

@@ -18,6 +18,15 @@ from tests.fake_telegram import FakeTelegram
 TOKEN = "123456:TEST"
 
 
+def shared_dir() -> Path | None:
+    """The workplace's shared/ folder (feed corpus, examples): beside the
+    checkout in CI, /work/shared on a developer's machine."""
+    for candidate in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
+        if (candidate / "corpus").is_dir():
+            return candidate
+    return None
+
+
 def write_config(
     directory: Path,
     telegram: FakeTelegram,

@@ -7,11 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.feed_server import FeedServer
+from tests.harness import shared_dir
 from tests.telegram_html import check_message
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-VOA = SHARED / "examples" / "voa-chinese.rss.xml"
+SHARED = shared_dir()
 
 
 async def feedbot(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
@@ -58,9 +60,10 @@ async def test_check_prints_valid_telegram_html_for_newest_entries(tmp_path, fee
 
 
 async def test_check_the_chinese_example_from_a_file(tmp_path):
-    if not VOA.exists():
-        return
-    code, out, err = await feedbot("check", str(VOA), "--limit", "1", cwd=tmp_path)
+    if SHARED is None:
+        pytest.skip("the shared examples folder is not here")
+    voa = SHARED / "examples" / "voa-chinese.rss.xml"
+    code, out, err = await feedbot("check", str(voa), "--limit", "1", cwd=tmp_path)
     assert code == 0, err
     ((header, body),) = html_blocks(out)
     assert "俄罗斯和美国就乌克兰和安全问题再次争吵" in header

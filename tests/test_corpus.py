@@ -17,17 +17,10 @@ import pytest
 from bot.models import Entry, ParsedFeed, Style
 from bot.parse import parse_feed
 from bot.render import Message, html_to_plain, render_entry, render_text_only, utf16_len
+from tests.harness import shared_dir
 from tests.telegram_html import check_message, parse_telegram_html
 
-
-def _shared() -> Path | None:
-    for candidate in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
-        if (candidate / "corpus").is_dir():
-            return candidate
-    return None
-
-
-SHARED = _shared()
+SHARED = shared_dir()
 if SHARED is None:
     pytest.skip(
         "the shared feed corpus (../shared/corpus beside the checkout, or /work/shared/corpus) "

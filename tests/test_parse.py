@@ -11,17 +11,28 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.parse import ParseError, clean_text, media_kind, parse_feed
+from tests.harness import shared_dir
 
-CORPUS = Path("/work/shared/corpus")
-EXAMPLES = Path("/work/shared/examples")
-FILES = [
-    *sorted(p for p in CORPUS.iterdir() if p.suffix in (".xml", ".json")),
-    EXAMPLES / "voa-chinese.rss.xml",
-]
+SHARED = shared_dir()
+CORPUS = SHARED / "corpus" if SHARED else Path("corpus-missing")
+EXAMPLES = SHARED / "examples" if SHARED else Path("examples-missing")
+# Without the shared folder the corpus cases are skipped (empty parameter
+# lists); the hand-made cases below still run.
+FILES = (
+    [
+        *sorted(p for p in CORPUS.iterdir() if p.suffix in (".xml", ".json")),
+        EXAMPLES / "voa-chinese.rss.xml",
+    ]
+    if SHARED
+    else []
+)
+XML_FILES = [p for p in FILES if p.suffix == ".xml"]
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 def load(name: str, *, content_type: str | None = None, url: str | None = None):
+    if SHARED is None:
+        pytest.skip("the shared feed corpus is not here")
     path = EXAMPLES / name if name.startswith("voa") else CORPUS / name
     return parse_feed(
         path.read_bytes(),
@@ -74,7 +85,7 @@ def test_every_corpus_file_parses_to_usable_entries(path):
         assert len({m.url for m in entry.media}) == len(entry.media)
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", XML_FILES, ids=lambda p: p.name)
 def test_wrong_server_charset_does_not_garble(path):
     """Servers often add a default charset; the document's own wins."""
     right = parse_feed(path.read_bytes(), url="https://x.example/f", now=NOW)
@@ -84,8 +95,6 @@ def test_wrong_server_charset_does_not_garble(path):
         content_type="text/xml; charset=iso-8859-1",
         now=NOW,
     )
-    if path.suffix == ".json":
-        return
     assert [e.title for e in wrong.entries] == [e.title for e in right.entries]
 
 

@@ -16,7 +16,8 @@ from bot.render import (
     utf16_len,
 )
 from bot.render import hashtags as make_hashtags
-from bot.render.html import Mark, Run, convert, fit, plain, serialize
+from bot.render.html import convert
+from bot.render.runs import Mark, Run, fit, plain, serialize
 from bot.render.text import clean_url, cut_index
 from tests.telegram_html import check_message, parse_telegram_html
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from bot.models import Entry, Style
 
-from .html import Mark, Run, convert, drop_prefix, first_line, fit, plain, serialize
+from .html import convert
 from .media import MediaItem, choose_media, find_html_media, players
+from .runs import Mark, Run, drop_prefix, first_line, fit, plain, serialize
 from .text import (
     clean_text,
     clean_url,

@@ -124,13 +124,13 @@ def prefix_weighing(s: str, budget: int) -> int:
     """
     used = 0
     for i, ch in enumerate(s):
-        used += 2 if ord(ch) > 0xFFFF or _is_wide(ch) else 1
+        used += 2 if ord(ch) > 0xFFFF or is_wide(ch) else 1
         if used > budget:
             return i
     return len(s)
 
 
-def _is_wide(ch: str) -> bool:
+def is_wide(ch: str) -> bool:
     """CJK and other scripts written without spaces: a line may break anywhere."""
     return unicodedata.east_asian_width(ch) in ("W", "F")
 
@@ -178,7 +178,7 @@ def cut_index(s: str, limit: int) -> int:
         return best
     word = 0
     for j in range(limit, floor, -1):
-        if s[j].isspace() or s[j - 1].isspace() or (_is_wide(s[j - 1]) and not _joins(s, j)):
+        if s[j].isspace() or s[j - 1].isspace() or (is_wide(s[j - 1]) and not _joins(s, j)):
             word = j
             break
     if word:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fake_telegram import FakeTelegram
 from tests.feed_server import FeedServer
-from tests.harness import TOKEN, write_config
+from tests.harness import TOKEN, bot_log, start_bot, write_config
 
 FIRST_CHAT = 10_000
 MARK = re.compile(r"soak-(\d+)-(\d+)")
@@ -43,6 +43,17 @@ def proc_stats(pid: int) -> tuple[int, int, int]:
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     return rss, len(os.listdir(f"/proc/{pid}/fd")), threads
+
+
+def polled_within(server: FeedServer, seconds: float) -> int:
+    """How many feeds the bot polled in the last ``seconds``."""
+    since = time.monotonic() - seconds
+    recent = set()
+    for record in reversed(server.requests):
+        if record.time < since:
+            break
+        recent.add(record.path)
+    return len(recent)
 
 
 def delivered_of(telegram: FakeTelegram) -> Counter[tuple[int, int]]:
@@ -66,16 +77,7 @@ async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
             feed.publish(f"soak-{n}-0 first", link=f"https://soak.example/{n}/0")
             feeds.append(feed)
             telegram.add_user(FIRST_CHAT + n)
-        bot = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        bot = await start_bot(config)
         try:
             for n in range(feed_count):
                 chat = FIRST_CHAT + n
@@ -89,6 +91,8 @@ async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
             published: Counter[tuple[int, int]] = Counter()
             started = time.monotonic()
             samples: list[tuple[float, int, int, int]] = []
+            #: (time, feeds not polled in the last minute): a stalled feed shows here.
+            stalled: list[tuple[float, int]] = []
             next_sample = next_publish = started
             counters = [0] * feed_count
             while (now := time.monotonic()) - started < seconds:
@@ -104,6 +108,7 @@ async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
                     next_publish = now + publish_every
                 if now >= next_sample:
                     samples.append((now - started, *proc_stats(bot.pid)))
+                    stalled.append((now - started, feed_count - polled_within(server, 60.0)))
                     next_sample = now + 5
                 await asyncio.sleep(0.1)
             # Let the last entries arrive: quiet feeds' intervals have stretched.
@@ -115,7 +120,7 @@ async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
             samples.append((time.monotonic() - started, *proc_stats(bot.pid)))
         finally:
             bot.terminate()
-            _, err = await bot.communicate()
+            await bot.wait()
 
         delivered = delivered_of(telegram)
         duplicates = sum(c - 1 for c in delivered.values() if c > 1)
@@ -129,6 +134,8 @@ async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
             f"duplicates: {duplicates}, missing: {missing}"
         )
         print(f"feed requests: {len(server.requests)}, Telegram 429s: {telegram.count_429}")
+        late = [n for t, n in stalled if t >= 90]
+        print(f"feeds not polled within a minute (after 90 s): at most {max(late, default=0)}")
         print(
             f"RSS: {warm[1] / 1024:.1f} MiB at {warm[0]:.0f} s -> {end[1] / 1024:.1f} MiB at "
             f"{end[0]:.0f} s ({(end[1] - warm[1]) / minutes:+.0f} KiB/min)"
@@ -138,7 +145,8 @@ async def soak(feed_count: int, seconds: float, publish_every: float) -> None:
             "samples (s, RSS KiB, fds, threads):",
             [s[:4] for s in samples[:: max(1, len(samples) // 8)]],
         )
-        errors = [line for line in err.decode().splitlines() if " ERROR " in line]
+        log = bot_log(config, tail=10_000_000)
+        errors = [line for line in log.splitlines() if " ERROR " in line]
         print(f"ERROR log lines: {len(errors)}", *errors[:5], sep="\n  ")
 
 

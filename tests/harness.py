@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -83,6 +85,32 @@ async def running_bot(config: Config) -> AsyncIterator[Application]:  # type: ig
         await app.shutdown()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
+
+
+async def start_bot(config: Path) -> asyncio.subprocess.Process:
+    """`python -m bot run --config FILE` as a user runs it, its output in
+    ``bot.log`` beside the config: a pipe nobody reads while the bot runs
+    would fill up and stall it on its next log line."""
+    log = (config.parent / "bot.log").open("ab")
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--config",
+            str(config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+    finally:
+        log.close()
+
+
+def bot_log(config: Path, tail: int = 5000) -> str:
+    return (config.parent / "bot.log").read_text(encoding="utf-8", errors="replace")[-tail:]
 
 
 def services(app: Application) -> Services:  # type: ignore[type-arg]

@@ -10,9 +10,7 @@ still queued, yet already at the fake — and then require every other
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -26,33 +24,9 @@ from bot.pacing import MESSAGES_PER_SECOND
 from bot.store.sqlite import SqliteStore
 from tests.fake_telegram import FakeTelegram
 from tests.feed_server import FeedServer
-from tests.harness import eventually, write_config
+from tests.harness import bot_log, eventually, start_bot, write_config
 
 USER = 3001
-
-
-async def start_bot(config: Path) -> asyncio.subprocess.Process:
-    # Output goes to a file: a pipe nobody reads while the bot runs could fill
-    # up and stall it.
-    log = (config.parent / "bot.log").open("ab")
-    try:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(config),
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-    finally:
-        log.close()
-
-
-def bot_log(config: Path) -> str:
-    return (config.parent / "bot.log").read_text(encoding="utf-8", errors="replace")[-5000:]
 
 
 async def kill(bot: asyncio.subprocess.Process) -> None:

@@ -148,27 +148,25 @@ class Subscriptions:
             url = ref
         return next((sub for sub in subs if sub.feed_url in (url, ref)), None)
 
-    def unsubscribe(self, chat_id: int, ref: str) -> Answer:
-        sub = self.find(chat_id, ref)
-        if sub is None:
-            return Answer(False, f"Not subscribed to {esc(ref)}. /list shows the subscriptions.")
+    def unsubscribe(self, chat_id: int, refs: list[str]) -> list[Answer]:
+        """/unsubscribe 1 3 …: every number means what /list showed, so all
+        are looked up before any is removed (removing 1 renumbers the rest)."""
+        found = [(ref, self.find(chat_id, ref)) for ref in refs]
+        return [self._remove(sub) if sub else _not_subscribed(ref) for ref, sub in found]
+
+    def _remove(self, sub: Subscription) -> Answer:
+        if self._store.get_subscription(sub.chat_id, sub.feed_url) is None:
+            return _not_subscribed(sub.feed_url)  # named twice in one command
         feed = self._store.get_feed(sub.feed_url)
-        self._store.remove_subscription(chat_id, sub.feed_url)
+        self._store.remove_subscription(sub.chat_id, sub.feed_url)
         orphaned = not self._store.feed_subscriptions(sub.feed_url)
         if orphaned:
             self._store.delete_feed(sub.feed_url)
         self._store.commit()
         if orphaned:
             self._scheduling.feed_removed(sub.feed_url)
-        log.info("chat %s unsubscribed from %s", chat_id, sub.feed_url)
+        log.info("chat %s unsubscribed from %s", sub.chat_id, sub.feed_url)
         return Answer(True, f"Unsubscribed from {feed_label(feed, sub.feed_url)}")
-
-    def unsubscribe_all(self, chat_id: int) -> int:
-        """Stop everything a chat follows (the bot was removed from a group)."""
-        subs = self._store.chat_subscriptions(chat_id)
-        for sub in subs:
-            self.unsubscribe(chat_id, sub.feed_url)
-        return len(subs)
 
     # -- list ----------------------------------------------------------------
     def listing(self, chat_id: int, chat_name: str) -> list[str]:
@@ -248,6 +246,10 @@ def apply_setting(style: Style, key: str, value: str) -> Style:
         raise ValueError(f"{key} takes on or off.")
     changes: dict[str, Any] = {field: _SWITCH[value]}
     return replace(style, **changes)
+
+
+def _not_subscribed(ref: str) -> Answer:
+    return Answer(False, f"Not subscribed to {esc(ref)}. /list shows the subscriptions.")
 
 
 def pause_chat(store: Store, chat_id: int) -> None:

@@ -147,3 +147,25 @@ async def test_html_page_that_links_a_feed_suggests_it(
         assert "HTML page" in answer.plain
         assert f"It links to a feed: {feeds.url('/blog/feed.xml')}" in answer.plain
         assert services(app).store.chat_subscriptions(USER) == []
+
+
+async def test_unsubscribe_several_numbers_means_what_list_showed(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    urls = []
+    for name in ("A", "B", "C", "D"):
+        feeds.rss(f"/{name}.xml", title=f"Feed {name}").publish(f"{name}1")
+        urls.append(feeds.url(f"/{name}.xml"))
+    async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
+        store = services(app).store
+        for url in urls:  # one by one, so /list numbers them in this order
+            telegram.user_says(USER, USER, f"/subscribe {url}")
+            await eventually(lambda u=url: store.get_subscription(USER, u) is not None)
+        telegram.user_says(USER, USER, f"/unsubscribe 1 3 9 {urls[2]}")
+        await eventually(lambda: any("Unsubscribed" in m.plain for m in telegram.sent(USER)))
+        answer = next(m.plain for m in telegram.sent(USER) if "Unsubscribed" in m.plain)
+        assert "Unsubscribed from Feed A" in answer and "Unsubscribed from Feed C" in answer
+        assert "Not subscribed to 9" in answer
+        assert f"Not subscribed to {urls[2]}" in answer  # C, named twice
+        assert [s.feed_url for s in store.chat_subscriptions(USER)] == [urls[1], urls[3]]

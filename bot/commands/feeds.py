@@ -29,7 +29,8 @@ async def command_target(
     if user is not None or ref is not None:
         allowed = may_use_bot(services.config.telegram, user.id if user else None)
     else:
-        # A channel post or an anonymous group admin: only in a public bot.
+        # A channel post has no sender to check: allowed in a public bot only.
+        # (An anonymous group admin writes as GroupAnonymousBot, a user.)
         allowed = services.config.telegram.public
     if not allowed:
         await reply(update, PRIVATE_ONLY)
@@ -73,7 +74,7 @@ async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     target = await command_target(update, services, ref, change=True)
     if target is None:
         return
-    answers = [services.subscriptions.unsubscribe(target.chat.id, arg) for arg in args]
+    answers = services.subscriptions.unsubscribe(target.chat.id, args)
     await reply(update, *(answer.text for answer in answers))
 
 

@@ -52,6 +52,8 @@ async def test_import_without_a_file_or_with_a_broken_one(
 ):
     telegram.add_user(USER)
     async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
+        # A caption addressed to another bot is not for us: no answer at all.
+        telegram.user_sends_document(USER, USER, "x.opml", b"<opml/>", caption="/import@otherbot")
         telegram.user_says(USER, USER, "/import")
         (answer,) = await telegram.wait_sent(USER, 1)
         assert "OPML file" in answer.plain

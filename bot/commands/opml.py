@@ -64,7 +64,10 @@ async def import_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     services = get_services(context)
     message = update.effective_message
     assert message is not None
-    words = (message.text or message.caption or "").split()[1:]
+    command, *words = (message.text or message.caption or "/import").split()
+    _, _, addressee = command.partition("@")
+    if addressee and addressee.lower() != (context.bot.username or "").lower():
+        return  # "/import@otherbot" in a caption: not for us
     ref, _ = split_channel_ref(words)
     document = _document(update)
     if document is None:

@@ -390,7 +390,10 @@ class FakeTelegram:
     def delete_chat(self, chat_id: int) -> None:
         self._chat(chat_id).deleted = True
 
-    def migrate(self, group_id: int, new_supergroup_id: int) -> None:
+    def migrate(self, group_id: int, new_supergroup_id: int, *, announce: bool = False) -> None:
+        """The group becomes a supergroup. With ``announce``, the bot also gets
+        the service messages Telegram sends (migrate_to_chat_id in the old
+        chat, migrate_from_chat_id in the new one), as it does to any member."""
         old = self._chat(group_id)
         old.migrated_to = new_supergroup_id
         self._chats[new_supergroup_id] = _Chat(
@@ -403,6 +406,14 @@ class FakeTelegram:
             bot_status=old.bot_status,
             restore_status=old.restore_status,
         )
+        if announce:
+            user = self._ensure_user(next(iter(old.admins or old.members), 1))
+            to_msg = self._new_message(old, sender=user, text=None)
+            to_msg["migrate_to_chat_id"] = new_supergroup_id
+            from_msg = self._new_message(self._chats[new_supergroup_id], sender=user, text=None)
+            from_msg["migrate_from_chat_id"] = group_id
+            self._queue_update({"message": to_msg})
+            self._queue_update({"message": from_msg})
 
     def fail_media_url(
         self,

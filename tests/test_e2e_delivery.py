@@ -99,6 +99,22 @@ async def test_migrated_group_moves_to_supergroup(
         assert has(telegram, SUPERGROUP, "After migration") == 1
 
 
+async def test_migration_service_message_moves_subscriptions_at_once(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    telegram.add_group(GROUP, "Old group", admins={USER}, members=set())
+    feeds.rss("/m.xml", title="M").publish("Zero")
+    async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
+        store = services(app).store
+        await subscribe(telegram, GROUP, USER, feeds.url("/m.xml"))
+        telegram.migrate(GROUP, SUPERGROUP, announce=True)
+        await eventually(lambda: store.chat_subscriptions(SUPERGROUP), message="moved")
+        assert store.chat_subscriptions(GROUP) == []
+        telegram.user_says(SUPERGROUP, USER, "/list")
+        await eventually(lambda: has(telegram, SUPERGROUP, "1. M"), message="/list in the new id")
+
+
 async def test_flood_control_waits_retry_after(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
     telegram.add_user(USER)
     feed = feeds.rss("/q.xml", title="Q")

@@ -50,6 +50,7 @@ def register(application: Application) -> None:
         )
     )
     application.add_handler(ChatMemberHandler(basic.membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, basic.migrated))
     # Last: whatever no handler above took, in a private chat.
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     application.add_handler(MessageHandler(private & filters.COMMAND, basic.unknown_command))

@@ -95,3 +95,19 @@ async def plain_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await reply(update, f"To follow this feed, send: /subscribe {esc(text)}")
     else:
         await reply(update, "Send /subscribe URL to follow a feed, or /help.")
+
+
+async def migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group became a supergroup: its subscriptions move to the new id now,
+    so /list there shows them at once (a send to the old id would also move
+    them, but only when the next entry arrives)."""
+    message = update.effective_message
+    if message is None or message.migrate_to_chat_id is None:
+        return
+    services = get_services(context)
+    old, new = message.chat_id, message.migrate_to_chat_id
+    if services.store.chat_subscriptions(old) or services.store.get_chat(old):
+        services.store.migrate_chat(old, new)
+        services.store.commit()
+        services.deliverer.wake()
+        log.info("chat %s became supergroup %s; subscriptions moved", old, new)

@@ -347,7 +347,7 @@ class Poller:
             )
         if new:
             self._deliverer.wake()
-            log.info("%s: %d new entries", feed.url, len(new))
+            log.debug("%s: %d new entries", feed.url, len(new))
         self._remember(feed)
         self.schedule(feed.url, feed.next_poll - now)
         return PollReport(

@@ -37,6 +37,23 @@ class _PollerScheduling(Scheduling):
         self._poller.unschedule(url)
 
 
+class FeedbotApplication(Application):
+    """python-telegram-bot's Application, stopping feedbot's own work first.
+
+    PTB stops its JobQueue inside ``stop()``, before any post_stop hook, and
+    the JobQueue cancels (and logs as errors) the jobs still running. So the
+    poller starts no new polls and lets those in flight end, and the
+    deliverer finishes the sends on the wire, before PTB's stop begins.
+    """
+
+    async def stop(self) -> None:
+        services = self.bot_data.get(SERVICES_KEY)
+        if isinstance(services, Services):
+            await services.poller.stop()
+            await services.deliverer.stop()
+        await super().stop()
+
+
 def file_base_url(api_base_url: str) -> str:
     """Telegram serves files under /file/bot<token>/ beside /bot<token>/."""
     if api_base_url.endswith("/bot"):
@@ -53,6 +70,7 @@ def build_application(config: Config) -> Application:
     logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
     application = (
         Application.builder()
+        .application_class(FeedbotApplication)
         .token(config.telegram.token)
         .base_url(config.telegram.api_base_url)
         .base_file_url(file_base_url(config.telegram.api_base_url))
@@ -62,7 +80,6 @@ def build_application(config: Config) -> Application:
         # Subscribing fetches a feed: one slow server must not hold up other chats.
         .concurrent_updates(16)
         .post_init(_start)
-        .post_stop(_stop)
         .post_shutdown(_shutdown)
         .build()
     )
@@ -105,10 +122,6 @@ async def _start(application: Application) -> None:
         len(services.store.feeds()),
         len(services.store.pending()),
     )
-
-
-async def _stop(application: Application) -> None:
-    await _services(application).deliverer.stop()
 
 
 async def _shutdown(application: Application) -> None:

@@ -63,6 +63,8 @@ FAILURE_NOTICE_AFTER = DAY
 SEEN_RETENTION = 90 * DAY
 #: How many new-entry times a feed remembers for its adaptive interval.
 RECENT_ENTRIES = 20
+#: How long a stop waits for the polls in flight before cancelling them.
+STOP_GRACE = 5.0
 #: At start-up, overdue feeds are spread over at least this window (or their
 #: interval, if shorter) ...
 STARTUP_SPREAD = 60.0
@@ -225,7 +227,9 @@ class Poller:
         #: Wall clock and random source; tests may replace them on a running bot.
         self.clock = clock
         self.rng = rng
-        self._in_flight: set[str] = set()
+        #: url → the task polling it now.
+        self._in_flight: dict[str, asyncio.Task[object]] = {}
+        self._stopping = False
         self._last_prune: dict[str, float] = {}
         self._memos: dict[str, _Memo] = {}
         self._scheduled: dict[str, Job[ContextTypes.DEFAULT_TYPE]] = {}
@@ -245,8 +249,25 @@ class Poller:
             delay = startup_delay(feed, now, self.interval_for(feed), self.rng, spread)
             self.schedule(feed.url, delay)
 
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Start no more polls; let those in flight finish for ``grace``
+        seconds, then cancel them (harmless: a poll writes nothing before its
+        one commit). Runs before the JobQueue stops, so that it has nothing
+        left to cancel (it would log every cancelled job as an error)."""
+        self._stopping = True
+        for url in list(self._scheduled):
+            self._cancel(url)
+        running = list(self._in_flight.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
     def schedule(self, url: str, delay: float) -> None:
         """Poll ``url`` in ``delay`` seconds (replacing its pending poll)."""
+        if self._stopping:
+            return
         self._cancel(url)
         self._scheduled[url] = self._jobs.run_once(
             self._job,
@@ -278,8 +299,14 @@ class Poller:
         url = str(context.job.data)
         if self._scheduled.get(url) is context.job:
             del self._scheduled[url]
+        if self._stopping:
+            return
         try:
             await self.poll(url)
+        except asyncio.CancelledError:
+            if self._stopping:
+                return  # stop() cancelled it: the job ends quietly
+            raise
         except Exception:
             # A bug must not end a feed's polling: log it and keep the schedule.
             log.exception("poll of %s crashed", url)
@@ -291,13 +318,14 @@ class Poller:
 
     async def poll(self, url: str) -> PollReport:
         """Poll one feed now; queue its new entries for every active subscriber."""
-        if url in self._in_flight:
+        task = asyncio.current_task()
+        if url in self._in_flight or self._stopping or task is None:
             return PollReport(url, PollResult.SKIPPED)
-        self._in_flight.add(url)
+        self._in_flight[url] = task
         try:
             return await self._poll(url)
         finally:
-            self._in_flight.discard(url)
+            del self._in_flight[url]
 
     async def _poll(self, url: str) -> PollReport:
         stored = self._store.get_feed(url)

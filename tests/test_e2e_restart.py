@@ -183,3 +183,33 @@ async def test_stop_during_a_broadcast_then_restart(
     assert {c: titles(telegram, c)["Big news"] for c in BROADCAST_CHATS} == expected
     with SqliteStore(str(store_path(tmp_path))) as store:
         assert store.pending() == []
+
+
+async def test_sigterm_with_polls_in_flight_stops_cleanly(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    paths = [f"/slow{n}.xml" for n in range(6)]
+    for path in paths:
+        feeds.rss(path, title=path).publish("x")
+    config = write_config(tmp_path, telegram)
+    bot = await start_bot(config)
+    try:
+        for path in paths:
+            telegram.user_says(USER, USER, f"/subscribe {feeds.url(path)}")
+        await eventually(
+            lambda: sum("Subscribed" in (m.plain or "") for m in telegram.sent(USER)) == 6,
+            timeout=20,
+            message="six subscriptions",
+        )
+        for path in paths:
+            feeds.stall(path, 3)  # the next polls hang mid-fetch
+        await eventually(lambda: feeds.in_flight >= 3, timeout=10, message="polls in flight")
+        bot.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.wait(), 20) == 0
+    finally:
+        if bot.returncode is None:
+            await kill(bot)
+    log = bot_log(config, tail=1_000_000)
+    assert "feedbot stopped" in log
+    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]

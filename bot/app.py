@@ -13,8 +13,8 @@ from bot import commands
 from bot.config import Config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
-from bot.poller import Poller, jittered
-from bot.services import SERVICES_KEY, Services
+from bot.poller import Poller
+from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import open_store
 from bot.subscriptions import Scheduling, Subscriptions
 
@@ -25,13 +25,11 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.MY_CHAT_MEMBER]
 
 
 class _PollerScheduling(Scheduling):
-    def __init__(self, poller: Poller, first_poll_after: float) -> None:
+    def __init__(self, poller: Poller) -> None:
         self._poller = poller
-        self._first_poll_after = first_poll_after
 
     def feed_added(self, url: str) -> None:
-        # Jittered, so the feeds of one OPML import are not all polled at once.
-        self._poller.schedule(url, jittered(self._first_poll_after))
+        self._poller.schedule_new(url)
 
     def feed_removed(self, url: str) -> None:
         self._poller.unschedule(url)
@@ -47,10 +45,9 @@ class FeedbotApplication(Application):
     """
 
     async def stop(self) -> None:
-        services = self.bot_data.get(SERVICES_KEY)
-        if isinstance(services, Services):
-            await services.poller.stop()
-            await services.deliverer.stop()
+        services = services_of(self.bot_data)
+        await services.poller.stop()
+        await services.deliverer.stop()
         await super().stop()
 
 
@@ -93,7 +90,7 @@ def build_application(config: Config) -> Application:
     subscriptions = Subscriptions(
         store,
         fetcher,
-        _PollerScheduling(poller, config.poll.interval),
+        _PollerScheduling(poller),
         clock=time.time,
         first_poll_after=config.poll.interval,
     )
@@ -105,14 +102,8 @@ def build_application(config: Config) -> Application:
     return application
 
 
-def _services(application: Application) -> Services:
-    services = application.bot_data[SERVICES_KEY]
-    assert isinstance(services, Services)
-    return services
-
-
 async def _start(application: Application) -> None:
-    services = _services(application)
+    services = services_of(application.bot_data)
     await application.bot.set_my_commands(commands.MENU)
     services.poller.start()
     services.deliverer.start()
@@ -125,7 +116,7 @@ async def _start(application: Application) -> None:
 
 
 async def _shutdown(application: Application) -> None:
-    services = _services(application)
+    services = services_of(application.bot_data)
     await services.fetcher.aclose()
     services.store.close()
     log.info("feedbot stopped")

@@ -21,10 +21,11 @@ no safety margin to guess, whatever the network latency. It also means that
 at most ``per_second`` sends (30) are ever in flight at once, which bounds
 how many messages a crash can repeat (see bot/deliver.py).
 
-Only one task sends to a given chat (bot/deliver.py runs one worker per chat),
-so the per-chat state needs no lock; the overall window is shared, and its
-lock is first come, first served, so chats take turns in the order they
-became ready.
+Entries go to a chat from one task only (bot/deliver.py runs one worker per
+chat), so the per-chat state needs no lock; a notice about a feed
+(Deliverer.notify) may race that worker at worst into one 429, which notify
+waits out. The overall window is shared, and its lock is first come, first
+served, so chats take turns in the order they became ready.
 """
 
 from __future__ import annotations

@@ -279,6 +279,13 @@ class Poller:
             job_kwargs={"misfire_grace_time": None},
         )
 
+    def schedule_new(self, url: str) -> None:
+        """A feed was just subscribed: poll it first at the time Subscriptions
+        stored, jittered so the feeds of one OPML import spread out."""
+        feed = self._store.get_feed(url)
+        if feed is not None:
+            self.schedule(url, jittered(max(0.0, feed.next_poll - self.clock()), self.rng))
+
     def unschedule(self, url: str) -> None:
         """Stop polling ``url`` (nobody follows it any more)."""
         self._cancel(url)

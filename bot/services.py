@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from telegram.ext import ContextTypes
@@ -26,7 +27,12 @@ class Services:
     subscriptions: Subscriptions
 
 
-def get_services(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    services = context.bot_data[SERVICES_KEY]
+def services_of(bot_data: Mapping[str, object]) -> Services:
+    """The parts app.build_application put in the Application's bot_data."""
+    services = bot_data[SERVICES_KEY]
     assert isinstance(services, Services)
     return services
+
+
+def get_services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return services_of(context.bot_data)

@@ -14,7 +14,7 @@ from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES, build_application
 from bot.config import Config, load_config
-from bot.services import SERVICES_KEY, Services
+from bot.services import Services, services_of
 from tests.fake_telegram import FakeTelegram
 
 TOKEN = "123456:TEST"
@@ -114,9 +114,7 @@ def bot_log(config: Path, tail: int = 5000) -> str:
 
 
 def services(app: Application) -> Services:  # type: ignore[type-arg]
-    found = app.bot_data[SERVICES_KEY]
-    assert isinstance(found, Services)
-    return found
+    return services_of(app.bot_data)
 
 
 async def eventually(

@@ -37,7 +37,7 @@ from bot.deliver import Deliverer
 from bot.models import Chat, ChatKind, Entry, Feed, Media, Subscription
 from bot.pacing import MESSAGES_PER_SECOND
 from bot.store.sqlite import SqliteStore
-from tests.fake_telegram import FakeTelegram
+from testkit.fake_telegram import FakeTelegram
 
 TOKEN = "123456:BENCH"
 FEED = "https://bench.example/feed.xml"

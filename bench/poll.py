@@ -94,7 +94,7 @@ def _serve(n_feeds: int, conn: Connection, cpu: int | None) -> None:
 
 
 async def _serve_async(n_feeds: int, conn: Connection) -> None:
-    from tests.feed_server import FeedServer
+    from testkit.feed_server import FeedServer
 
     rnd = random.Random(1)
     loop = asyncio.get_running_loop()

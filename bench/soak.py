@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fake_telegram import FakeTelegram
-from tests.feed_server import FeedServer
-from tests.harness import TOKEN, bot_log, start_bot, write_config
+from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer
+from testkit.harness import TOKEN, bot_log, start_bot, write_config
 
 FIRST_CHAT = 10_000
 MARK = re.compile(r"soak-(\d+)-(\d+)")

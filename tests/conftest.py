@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fake_telegram import FakeTelegram
-from tests.feed_server import FeedServer
-from tests.harness import TOKEN
+from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer
+from testkit.harness import TOKEN
 
 
 @pytest.fixture

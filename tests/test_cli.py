@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.feed_server import FeedServer
-from tests.harness import shared_dir
-from tests.telegram_html import check_message
+from testkit.feed_server import FeedServer
+from testkit.harness import shared_dir
+from testkit.telegram_html import check_message
 
 SHARED = shared_dir()
 
@@ -140,7 +140,7 @@ async def test_console_script_is_installed():
 
 
 async def test_run_with_a_token_telegram_refuses_stops_with_one_line(tmp_path, telegram):
-    from tests.harness import write_config
+    from testkit.harness import write_config
 
     config = write_config(tmp_path, telegram)
     text = config.read_text().replace('token = "123456:TEST"', 'token = "999:WRONG"')

@@ -10,7 +10,7 @@ from bot.commands.access import split_channel_ref
 from bot.commands.replies import pack
 from bot.models import Style
 from bot.subscriptions import apply_setting
-from tests.telegram_html import utf16_len
+from testkit.telegram_html import utf16_len
 
 lines = st.lists(st.text(min_size=1, max_size=900).filter(lambda s: "\n" not in s), max_size=40)
 

@@ -17,8 +17,8 @@ import pytest
 from bot.models import Entry, ParsedFeed, Style
 from bot.parse import parse_feed
 from bot.render import Message, html_to_plain, render_entry, render_text_only, utf16_len
-from tests.harness import shared_dir
-from tests.telegram_html import check_message, parse_telegram_html
+from testkit.harness import shared_dir
+from testkit.telegram_html import check_message, parse_telegram_html
 
 SHARED = shared_dir()
 if SHARED is None:

@@ -22,8 +22,8 @@ from bot.models import Chat, ChatKind, Entry, Media, Style, Subscription
 from bot.pacing import Pacer, Window
 from bot.render import MediaItem, Message
 from bot.store.sqlite import SqliteStore
-from tests.fake_telegram import FakeTelegram
-from tests.harness import TOKEN, eventually
+from testkit.fake_telegram import FakeTelegram
+from testkit.harness import TOKEN, eventually
 
 FEED = "https://feed.example/rss"
 

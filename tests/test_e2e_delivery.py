@@ -26,9 +26,9 @@ import pytest
 
 import bot.deliver
 from bot.render import Message
-from tests.fake_telegram import FakeTelegram
-from tests.feed_server import FeedServer
-from tests.harness import eventually, load_test_config, running_bot, services
+from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer
+from testkit.harness import eventually, load_test_config, running_bot, services
 
 USER = 5001
 OTHER = 5002

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.opml import parse_opml
-from tests.fake_telegram import FakeTelegram
-from tests.feed_server import FeedServer
-from tests.harness import eventually, load_test_config, running_bot, services
+from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer
+from testkit.harness import eventually, load_test_config, running_bot, services
 
 USER = 6001
 OTHER = 6002

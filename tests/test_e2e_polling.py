@@ -25,9 +25,9 @@ import bot.poller as poller_module
 from bot.fetch import FetchResult
 from bot.models import FeedStatus
 from bot.poller import DAY, PollResult, poll_all
-from tests.fake_telegram import FakeTelegram
-from tests.feed_server import FeedServer, RssFeed
-from tests.harness import eventually, load_test_config, running_bot, services
+from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer, RssFeed
+from testkit.harness import eventually, load_test_config, running_bot, services
 
 USER = 7001
 OTHERS = (7002, 7003)

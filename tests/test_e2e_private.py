@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.fake_telegram import FakeTelegram
-from tests.feed_server import FeedServer
-from tests.harness import eventually, load_test_config, running_bot, services
+from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer
+from testkit.harness import eventually, load_test_config, running_bot, services
 
 USER = 1001
 

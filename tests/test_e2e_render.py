@@ -5,9 +5,9 @@ Media (groups, photos, audio, media Telegram refuses) and /set styles."""
 from __future__ import annotations
 
 from bot.models import Style
-from tests.fake_telegram import FakeTelegram, Sent
-from tests.feed_server import FeedServer
-from tests.harness import eventually, load_test_config, running_bot, services
+from testkit.fake_telegram import FakeTelegram, Sent
+from testkit.feed_server import FeedServer
+from testkit.harness import eventually, load_test_config, running_bot, services
 
 USER = 7001
 

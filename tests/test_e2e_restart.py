@@ -22,9 +22,9 @@ from bot.fetch import normalize_url
 from bot.models import Chat, ChatKind, Feed, Subscription
 from bot.pacing import MESSAGES_PER_SECOND
 from bot.store.sqlite import SqliteStore
-from tests.fake_telegram import FakeTelegram
-from tests.feed_server import FeedServer
-from tests.harness import bot_log, eventually, start_bot, write_config
+from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer
+from testkit.harness import bot_log, eventually, start_bot, write_config
 
 USER = 3001
 

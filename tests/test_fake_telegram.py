@@ -37,7 +37,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fake_telegram import ANONYMOUS_ADMIN_ID, FakeTelegram
+from testkit.fake_telegram import ANONYMOUS_ADMIN_ID, FakeTelegram
 
 USER = 42
 GROUP = -100

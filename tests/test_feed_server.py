@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bot.parse import parse_feed
-from tests.feed_server import FeedServer
+from testkit.feed_server import FeedServer
 
 
 @pytest.fixture

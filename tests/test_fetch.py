@@ -19,7 +19,7 @@ from bot.fetch import (
     is_public_address,
     normalize_url,
 )
-from tests.feed_server import FeedServer
+from testkit.feed_server import FeedServer
 
 
 @pytest.fixture

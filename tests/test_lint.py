@@ -20,8 +20,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ruff", "check", "bot", "tests", "bench"),
-        ("ruff", "format", "--check", "bot", "tests", "bench"),
+        ("ruff", "check", "bot", "tests", "testkit", "bench"),
+        ("ruff", "format", "--check", "bot", "tests", "testkit", "bench"),
     ],
     ids=["ruff-check", "ruff-format"],
 )

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.parse import ParseError, clean_text, media_kind, parse_feed
-from tests.harness import shared_dir
+from testkit.harness import shared_dir
 
 SHARED = shared_dir()
 CORPUS = SHARED / "corpus" if SHARED else Path("corpus-missing")

@@ -38,7 +38,7 @@ from bot.poller import (
 )
 from bot.store import SqliteStore
 from bot.subscriptions import Scheduling, Subscriptions
-from tests.feed_server import FeedServer
+from testkit.feed_server import FeedServer
 
 T0 = 1_800_000_000.0
 

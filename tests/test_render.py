@@ -19,7 +19,7 @@ from bot.render import hashtags as make_hashtags
 from bot.render.html import convert
 from bot.render.runs import Mark, Run, fit, plain, serialize
 from bot.render.text import clean_url, cut_index
-from tests.telegram_html import check_message, parse_telegram_html
+from testkit.telegram_html import check_message, parse_telegram_html
 
 LINK = "https://example.com/post/1"
 

@@ -15,7 +15,7 @@ import pytest
 
 from bot.models import Entry, Media, Style
 from bot.render import Message, render_entry, render_text_only
-from tests.telegram_html import check_message
+from testkit.telegram_html import check_message
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from bot.models import Entry, Media, Style
 from bot.render import html_to_plain, render_entry, render_text_only, utf16_len
-from tests.telegram_html import check_message, parse_telegram_html
+from testkit.telegram_html import check_message, parse_telegram_html
 
 TAGS = [
     "p", "div", "span", "b", "strong", "i", "em", "u", "s", "del", "ins", "a", "code", "pre",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.telegram_html import TelegramHTMLError, check_message, parse_telegram_html, utf16_len
+from testkit.telegram_html import TelegramHTMLError, check_message, parse_telegram_html, utf16_len
 
 
 def test_utf16_len_counts_astral_characters_twice():

@@ -22,7 +22,7 @@ Strictness:
 
 * Every send (``sendMessage``, ``sendPhoto``/``Video``/``Audio``/``Document``,
   ``sendMediaGroup``, ``editMessageText``, ``editMessageCaption``) validates its text: with
-  ``parse_mode=HTML`` through :func:`tests.telegram_html.check_message` (Telegram's HTML
+  ``parse_mode=HTML`` through :func:`testkit.telegram_html.check_message` (Telegram's HTML
   subset, entity syntax, 4096/1024 UTF-16 limits); without ``parse_mode`` the explicit
   ``entities`` must lie inside the UTF-16 text; plain text must be non-empty and within the
   limits. Markdown parse modes are refused: the fake cannot check them and feedbot sends HTML.
@@ -66,7 +66,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from tests.telegram_html import TelegramHTMLError, check_message, parse_telegram_html, utf16_len
+from testkit.telegram_html import TelegramHTMLError, check_message, parse_telegram_html, utf16_len
 
 __all__ = ["ANONYMOUS_ADMIN_ID", "FakeTelegram", "Sent", "Upload"]
 

@@ -15,7 +15,7 @@ from telegram.ext import Application
 from bot.app import ALLOWED_UPDATES, build_application
 from bot.config import Config, load_config
 from bot.services import Services, services_of
-from tests.fake_telegram import FakeTelegram
+from testkit.fake_telegram import FakeTelegram
 
 TOKEN = "123456:TEST"
 

@@ -45,7 +45,10 @@ class TelegramConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
+    #: The embedded store's file (used when ``url`` is not set).
     path: str
+    #: A PostgreSQL URL (postgresql://user@host:5432/db); FEEDBOT_STORE_URL overrides it.
+    url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ functions over them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -142,27 +143,44 @@ class Chat:
 class Subscription:
     chat_id: int
     feed_url: str
-    #: Unix time the subscription was made; orders /list.
+    #: Unix time the subscription was made.
     created: float
     style: Style = field(default_factory=Style)
+    #: Position in the order the chat subscribed, handed out by the store
+    #: (0 until stored); orders /list, even for subscriptions made in one second.
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the bot tells a chat about a feed (gone, failing, back).
+
+    A message-catalogue code and its parameters, not words: the words are
+    chosen when it is sent, in the chat's language (bot/texts.py)."""
+
+    code: str
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One (entry, chat) pair waiting in the outbox.
+    """One (entry, chat) pair, or one notice to a chat, waiting in the outbox.
 
     Recorded before the send and removed once Telegram accepted it, so a crash
-    mid-broadcast resumes where it stopped.
+    mid-broadcast resumes where it stopped. Exactly one of ``entry`` and
+    ``notice`` is set.
     """
 
-    #: Monotonic position in the outbox; deliveries are sent in this order per chat.
+    #: Position in the outbox, handed out by the store (monotonic); a chat's
+    #: deliveries are sent in this order.
     seq: int
     chat_id: int
     feed_url: str
-    entry: Entry
+    entry: Entry | None
     #: Unix time before which the delivery must not be retried (backoff).
     not_before: float = 0.0
     attempts: int = 0
     #: How many of the entry's messages Telegram has accepted (an entry can be
     #: a photo, then its text): a retry or a restart sends only the rest.
     sent_parts: int = 0
+    notice: Notice | None = None

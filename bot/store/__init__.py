@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import os
+from bot.config import StoreConfig
+from bot.store.base import OutboxStats, Store, StoreError, StoreStats
 
-from bot.store.base import Store
-from bot.store.sqlite import SqliteStore
-
-__all__ = ["SqliteStore", "Store", "open_store"]
+__all__ = ["OutboxStats", "Store", "StoreError", "StoreStats", "open_store"]
 
 
-def open_store(path: str) -> Store:
-    """Open (creating if needed) the store at ``path`` and its parent directory."""
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    return SqliteStore(path)
+def open_store(config: StoreConfig) -> Store:
+    """The backend ``config`` names, not yet opened (``await store.open()``):
+    PostgreSQL when ``config.url`` is set, else the embedded file at
+    ``config.path`` (its directory created by ``open``)."""
+    if config.url:
+        from bot.store.postgres import PostgresStore
+
+        return PostgresStore(config.url)
+    from bot.store.sqlite import SqliteStore
+
+    return SqliteStore(config.path)

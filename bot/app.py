@@ -16,23 +16,12 @@ from bot.fetch import Fetcher
 from bot.poller import Poller
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import open_store
-from bot.subscriptions import Scheduling, Subscriptions
+from bot.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
 #: The updates feedbot handles; anything else Telegram need not send.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.MY_CHAT_MEMBER]
-
-
-class _PollerScheduling(Scheduling):
-    def __init__(self, poller: Poller) -> None:
-        self._poller = poller
-
-    def feed_added(self, url: str) -> None:
-        self._poller.schedule_new(url)
-
-    def feed_removed(self, url: str) -> None:
-        self._poller.unschedule(url)
 
 
 class FeedbotApplication(Application):
@@ -80,17 +69,16 @@ def build_application(config: Config) -> Application:
         .post_shutdown(_shutdown)
         .build()
     )
-    store = open_store(config.store.path)
+    store = open_store(config.store)
     fetcher = Fetcher(
         timeout=config.poll.timeout, allow_private=config.poll.allow_private_addresses
     )
     deliverer = Deliverer(store, application.bot)
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
-    poller = Poller(store, fetcher, deliverer, config.poll, application.job_queue, deliverer.notify)
+    poller = Poller(store, fetcher, config.poll, on_new_entries=deliverer.wake)
     subscriptions = Subscriptions(
         store,
         fetcher,
-        _PollerScheduling(poller),
         clock=time.time,
         first_poll_after=config.poll.interval,
     )
@@ -104,21 +92,24 @@ def build_application(config: Config) -> Application:
 
 async def _start(application: Application) -> None:
     services = services_of(application.bot_data)
+    await services.store.open()
     await application.bot.set_my_commands(commands.MENU)
-    services.poller.start()
+    assert application.job_queue is not None
+    services.poller.start(application.job_queue)
     services.deliverer.start()
+    stats = await services.store.stats()
     log.info(
         "feedbot started as @%s: %d feeds, %d deliveries pending",
         application.bot.username,
-        len(services.store.feeds()),
-        len(services.store.pending()),
+        stats.feeds,
+        stats.outbox.depth,
     )
 
 
 async def _shutdown(application: Application) -> None:
     services = services_of(application.bot_data)
     await services.fetcher.aclose()
-    services.store.close()
+    await services.store.close()
     log.info("feedbot stopped")
 
 

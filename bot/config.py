@@ -60,6 +60,10 @@ class PollConfig:
     timeout: float
     #: True lets feeds on loopback or private networks be fetched.
     allow_private_addresses: bool
+    #: Adaptive intervals, TTLs and max-age never stretch a poll past this.
+    max_interval: float = 3600.0
+    #: Quiet feeds are polled less often (up to max_interval).
+    adaptive: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "min_interval": (parse_duration, "1m"),
         "timeout": (parse_duration, "20s"),
         "allow_private_addresses": (_as_bool, False),
+        "max_interval": (parse_duration, "1h"),
+        "adaptive": (_as_bool, True),
     },
 }
 
@@ -254,6 +260,14 @@ def load_config(
         raise ConfigError(
             f"{where}: poll.interval: {interval} is shorter than poll.min_interval "
             f"({format_duration(poll['min_interval'])})"
+        )
+
+    if poll["max_interval"] < poll["interval"] and "max_interval" not in data.get("poll", {}):
+        poll["max_interval"] = poll["interval"]  # the default ceiling never undercuts interval
+    if poll["max_interval"] < poll["interval"]:
+        raise ConfigError(
+            f"{where}: poll.max_interval: {format_duration(poll['max_interval'])} is shorter "
+            f"than poll.interval ({format_duration(poll['interval'])})"
         )
 
     return Config(

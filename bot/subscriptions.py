@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.config import format_duration
 from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import dedupe_keys, newest
 from bot.models import Chat, Entry, Feed, FeedStatus, Style, Subscription
@@ -21,13 +22,6 @@ from bot.parse import ParseError, parse_response
 from bot.store import Store
 
 log = logging.getLogger(__name__)
-
-
-class Scheduling:
-    """What subscriptions need of the poller and the deliverer (a narrow seam for tests)."""
-
-    def feed_added(self, url: str) -> None: ...
-    def feed_removed(self, url: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +45,12 @@ class Subscriptions:
         self,
         store: Store,
         fetcher: Fetcher,
-        scheduling: Scheduling,
         *,
         clock: Callable[[], float] = time.time,
         first_poll_after: float = 60.0,
     ) -> None:
         self._store = store
         self._fetcher = fetcher
-        self._scheduling = scheduling
         self._clock = clock
         self._first_poll_after = first_poll_after
 
@@ -71,14 +63,14 @@ class Subscriptions:
             url = normalize_url(raw_url)
         except InvalidURL as exc:
             return Answer(False, f"{esc(raw_url)}: {esc(str(exc))}")
-        if self._store.get_subscription(chat.id, url) is not None:
+        if await self._store.get_subscription(chat.id, url) is not None:
             return Answer(
-                False, f"Already subscribed to {feed_label(self._store.get_feed(url), url)}."
+                False, f"Already subscribed to {feed_label(await self._store.get_feed(url), url)}."
             )
 
-        feed = self._store.get_feed(url)
+        feed = await self._store.get_feed(url)
         if feed is not None and feed.status is FeedStatus.OK:
-            return self._add(chat, feed, sample=None)
+            return await self._add(chat, feed)
 
         try:
             result = await self._fetcher.fetch(url)
@@ -92,13 +84,13 @@ class Subscriptions:
             return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}{hint}")
 
         final_url = result.permanent_url or url
-        if final_url != url and self._store.get_subscription(chat.id, final_url) is not None:
-            existing = self._store.get_feed(final_url)
+        if final_url != url and await self._store.get_subscription(chat.id, final_url) is not None:
+            existing = await self._store.get_feed(final_url)
             return Answer(False, f"Already subscribed to {feed_label(existing, final_url)}.")
         # Another chat may have added the feed while we were fetching it.
-        feed = self._store.get_feed(final_url)
+        feed = await self._store.get_feed(final_url)
         if feed is not None and feed.status is FeedStatus.OK:
-            return self._add(chat, feed, sample=None)
+            return await self._add(chat, feed)
 
         now = self._clock()
         feed = Feed(
@@ -114,101 +106,112 @@ class Subscriptions:
         )
         # The back catalogue is history, not news: remember it all as seen, and
         # show the newest entry alone, as a sample of what will arrive.
+        # (A gone feed re-subscribed starts afresh: subscribe() replaces it.)
         keys = [key for entry in parsed.entries for key in dedupe_keys(entry)]
-        self._store.delete_feed(final_url)  # a gone feed re-subscribed starts afresh
-        self._store.mark_seen(final_url, keys, now)
-        return self._add(chat, feed, sample=newest(parsed.entries), new_feed=True)
+        return await self._add(chat, feed, new_feed=True, seen=keys, sample=newest(parsed.entries))
 
-    def _add(
-        self, chat: Chat, feed: Feed, sample: Entry | None, *, new_feed: bool = False
+    async def _add(
+        self,
+        chat: Chat,
+        feed: Feed,
+        *,
+        new_feed: bool = False,
+        seen: list[str] | None = None,
+        sample: Entry | None = None,
     ) -> Answer:
-        chat.active = True
-        self._store.put_chat(chat)
-        if new_feed:
-            self._store.put_feed(feed)
-        self._store.add_subscription(Subscription(chat.id, feed.url, created=self._clock()))
-        if sample is not None:
-            self._store.enqueue(feed.url, sample, [chat.id])
-        self._store.commit()
+        now = self._clock()
+        stored = await self._store.subscribe(
+            chat,
+            Subscription(chat.id, feed.url, created=now),
+            new_feed=feed if new_feed else None,
+            seen=seen or (),
+            sample=sample,
+            now=now,
+        )
+        if stored is None:  # the same chat subscribed twice at once
+            return Answer(False, f"Already subscribed to {feed_label(feed, feed.url)}.")
         log.info("chat %s subscribed to %s", chat.id, feed.url)
-        if new_feed:
-            self._scheduling.feed_added(feed.url)
         return Answer(True, f"Subscribed to {feed_label(feed, feed.url)}\n{esc(feed.url)}")
 
     # -- unsubscribe ---------------------------------------------------------
-    def find(self, chat_id: int, ref: str) -> Subscription | None:
+    async def find(self, chat_id: int, ref: str) -> Subscription | None:
         """A chat's subscription by its /list number or its URL."""
-        subs = self._store.chat_subscriptions(chat_id)
-        if ref.isdigit():
-            index = int(ref)
-            return subs[index - 1] if 1 <= index <= len(subs) else None
-        try:
-            url = normalize_url(ref)
-        except InvalidURL:
-            url = ref
-        return next((sub for sub in subs if sub.feed_url in (url, ref)), None)
+        return _find(await self._store.chat_subscriptions(chat_id), ref)
 
-    def unsubscribe(self, chat_id: int, refs: list[str]) -> list[Answer]:
+    async def unsubscribe(self, chat_id: int, refs: list[str]) -> list[Answer]:
         """/unsubscribe 1 3 …: every number means what /list showed, so all
         are looked up before any is removed (removing 1 renumbers the rest)."""
-        found = [(ref, self.find(chat_id, ref)) for ref in refs]
-        return [self._remove(sub) if sub else _not_subscribed(ref) for ref, sub in found]
+        subs = await self._store.chat_subscriptions(chat_id)
+        found = [(ref, _find(subs, ref)) for ref in refs]
+        return [await self._remove(sub) if sub else _not_subscribed(ref) for ref, sub in found]
 
-    def _remove(self, sub: Subscription) -> Answer:
-        if self._store.get_subscription(sub.chat_id, sub.feed_url) is None:
+    async def _remove(self, sub: Subscription) -> Answer:
+        feed = await self._store.get_feed(sub.feed_url)
+        if not await self._store.unsubscribe(sub.chat_id, sub.feed_url):
             return _not_subscribed(sub.feed_url)  # named twice in one command
-        feed = self._store.get_feed(sub.feed_url)
-        self._store.remove_subscription(sub.chat_id, sub.feed_url)
-        orphaned = not self._store.feed_subscriptions(sub.feed_url)
-        if orphaned:
-            self._store.delete_feed(sub.feed_url)
-        self._store.commit()
-        if orphaned:
-            self._scheduling.feed_removed(sub.feed_url)
         log.info("chat %s unsubscribed from %s", sub.chat_id, sub.feed_url)
         return Answer(True, f"Unsubscribed from {feed_label(feed, sub.feed_url)}")
 
     # -- list ----------------------------------------------------------------
-    def listing(self, chat_id: int, chat_name: str) -> list[str]:
+    async def listing(self, chat_id: int, chat_name: str) -> list[str]:
         """/list as lines of Telegram HTML, numbered as /unsubscribe N counts."""
-        subs = self._store.chat_subscriptions(chat_id)
+        subs = await self._store.chat_subscriptions(chat_id)
         if not subs:
             return [f"{esc(chat_name)} has no subscriptions. Add one with /subscribe URL."]
         lines = [f"Subscriptions of {esc(chat_name)} ({len(subs)}):"]
+        now = self._clock()
         for number, sub in enumerate(subs, 1):
-            feed = self._store.get_feed(sub.feed_url)
+            feed = await self._store.get_feed(sub.feed_url)
             status = ""
             if feed is not None and feed.status == FeedStatus.GONE:
                 status = " (gone: the server removed it)"
             elif feed is not None and feed.error_count:
                 status = f" (failing: {esc(feed.last_error or 'error')})"
-            lines.append(f"{number}. {feed_label(feed, sub.feed_url)}{status}\n{esc(sub.feed_url)}")
+            lines.append(
+                f"{number}. {feed_label(feed, sub.feed_url)}{status}\n{esc(sub.feed_url)}"
+                + _poll_times(feed, now)
+            )
         return lines
 
     # -- settings ------------------------------------------------------------
-    def settings(self, chat_id: int, ref: str) -> Answer:
-        sub = self.find(chat_id, ref)
+    async def settings(self, chat_id: int, ref: str) -> Answer:
+        sub = await self.find(chat_id, ref)
         if sub is None:
             return Answer(False, f"No subscription {esc(ref)}. /list shows the numbers.")
-        feed = self._store.get_feed(sub.feed_url)
+        feed = await self._store.get_feed(sub.feed_url)
         lines = [f"Settings of {feed_label(feed, sub.feed_url)}:"]
         for key, (field, _) in STYLE_KEYS.items():
             lines.append(f"{key}: {describe(getattr(sub.style, field))}")
+        times = _poll_times(feed, self._clock())
+        if times:
+            lines.append(times.strip())
         return Answer(True, "\n".join(lines))
 
-    def set_style(self, chat_id: int, ref: str, key: str, value: str) -> Answer:
-        sub = self.find(chat_id, ref)
+    async def set_style(self, chat_id: int, ref: str, key: str, value: str) -> Answer:
+        sub = await self.find(chat_id, ref)
         if sub is None:
             return Answer(False, f"No subscription {esc(ref)}. /list shows the numbers.")
         try:
             style = apply_setting(sub.style, key, value)
         except ValueError as exc:
             return Answer(False, esc(str(exc)))
-        self._store.put_subscription(replace(sub, style=style))
-        self._store.commit()
+        if not await self._store.update_subscription(replace(sub, style=style)):
+            return _not_subscribed(ref)
         log.info("chat %s set %s=%s for %s", chat_id, key, value, sub.feed_url)
-        feed = self._store.get_feed(sub.feed_url)
+        feed = await self._store.get_feed(sub.feed_url)
         return Answer(True, f"{feed_label(feed, sub.feed_url)}: {esc(key)} is now {esc(value)}.")
+
+
+def _find(subs: list[Subscription], ref: str) -> Subscription | None:
+    """The subscription /list numbered ``ref``, or whose URL it is."""
+    if ref.isdigit():
+        index = int(ref)
+        return subs[index - 1] if 1 <= index <= len(subs) else None
+    try:
+        url = normalize_url(ref)
+    except InvalidURL:
+        url = ref
+    return next((sub for sub in subs if sub.feed_url in (url, ref)), None)
 
 
 _SWITCH = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False}
@@ -252,23 +255,13 @@ def _not_subscribed(ref: str) -> Answer:
     return Answer(False, f"Not subscribed to {esc(ref)}. /list shows the subscriptions.")
 
 
-def pause_chat(store: Store, chat_id: int) -> None:
-    """The chat cannot be reached (blocked, kicked, gone): keep its
-    subscriptions, paused, and drop what was queued for it."""
-    chat = store.get_chat(chat_id)
-    if chat is not None:
-        chat.active = False
-        store.put_chat(chat)
-    for delivery in store.pending_for_chat(chat_id):
-        store.complete(delivery)
-    store.commit()
-
-
-def resume_chat(store: Store, chat: Chat) -> bool:
-    """The chat is back (/start, bot re-added): record it active again.
-    True if it had been paused with subscriptions to resume."""
-    previous = store.get_chat(chat.id)
-    chat.active = True
-    store.put_chat(chat)
-    store.commit()
-    return previous is not None and not previous.active and bool(store.chat_subscriptions(chat.id))
+def _poll_times(feed: Feed | None, now: float) -> str:
+    """When the feed was last polled and will be next, as a short line."""
+    if feed is None or feed.status == FeedStatus.GONE:
+        return ""
+    parts = []
+    if feed.last_success:
+        parts.append(f"checked {format_duration(max(0.0, now - feed.last_success))} ago")
+    if feed.next_poll:
+        parts.append(f"next in {format_duration(max(0.0, feed.next_poll - now))}")
+    return f"\n{', '.join(parts)}" if parts else ""

@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 from bot.commands.access import chat_from_telegram, may_post, may_use_bot
 from bot.commands.replies import NO_PREVIEW, reply
 from bot.services import get_services
-from bot.subscriptions import esc, pause_chat, resume_chat
+from bot.subscriptions import esc
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    resumed = resume_chat(services.store, chat_from_telegram(chat))
+    resumed = await services.store.resume_chat(chat_from_telegram(chat))
     greeting = "Welcome back: your subscriptions are active again.\n\n" if resumed else ""
     await reply(update, greeting + HELP)
 
@@ -65,10 +65,10 @@ async def membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     chat = chat_from_telegram(change.chat)
     present = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER)
     if new not in present or not may_post(change.chat, change.new_chat_member):
-        pause_chat(services.store, chat.id)
+        await services.store.pause_chat(chat.id)
         log.info("chat %s (%s): I may not post there; subscriptions paused", chat.id, chat.title)
         return
-    resumed = resume_chat(services.store, chat)
+    resumed = await services.store.resume_chat(chat)
     if resumed:
         log.info("chat %s (%s) is back: subscriptions resumed", chat.id, chat.title)
     if old not in present and change.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
@@ -106,8 +106,7 @@ async def migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     services = get_services(context)
     old, new = message.chat_id, message.migrate_to_chat_id
-    if services.store.chat_subscriptions(old) or services.store.get_chat(old):
-        services.store.migrate_chat(old, new)
-        services.store.commit()
+    if await services.store.chat_subscriptions(old) or await services.store.get_chat(old):
+        await services.store.migrate_chat(old, new)
         services.deliverer.wake()
         log.info("chat %s became supergroup %s; subscriptions moved", old, new)

@@ -74,7 +74,7 @@ async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     target = await command_target(update, services, ref, change=True)
     if target is None:
         return
-    answers = services.subscriptions.unsubscribe(target.chat.id, args)
+    answers = await services.subscriptions.unsubscribe(target.chat.id, args)
     await reply(update, *(answer.text for answer in answers))
 
 
@@ -85,7 +85,7 @@ async def list_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if target is None:
         return
     name = target.chat.title if target.named or target.chat.kind != "private" else "this chat"
-    await reply(update, *services.subscriptions.listing(target.chat.id, name))
+    await reply(update, *(await services.subscriptions.listing(target.chat.id, name)))
 
 
 async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -98,7 +98,7 @@ async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if target is None:
         return
     if len(args) == 1:
-        answer = services.subscriptions.settings(target.chat.id, args[0])
+        answer = await services.subscriptions.settings(target.chat.id, args[0])
     else:
-        answer = services.subscriptions.set_style(target.chat.id, *args)
+        answer = await services.subscriptions.set_style(target.chat.id, *args)
     await reply(update, answer.text)

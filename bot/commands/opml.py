@@ -30,13 +30,13 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if target is None:
         return
     store = services.store
-    subs = store.chat_subscriptions(target.chat.id)
+    subs = await store.chat_subscriptions(target.chat.id)
     if not subs:
         await reply(update, "Nothing to export: no subscriptions yet.")
         return
     outlines = []
     for sub in subs:
-        feed = store.get_feed(sub.feed_url)
+        feed = await store.get_feed(sub.feed_url)
         outlines.append(Outline(sub.feed_url, feed.title if feed else ""))
     data = build_opml(outlines, f"feedbot subscriptions of {target.chat.title}")
     message = update.effective_message

@@ -75,7 +75,13 @@ def build_application(config: Config) -> Application:
     )
     deliverer = Deliverer(store, application.bot)
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
-    poller = Poller(store, fetcher, config.poll, on_new_entries=deliverer.wake)
+    poller = Poller(
+        store,
+        fetcher,
+        config.poll,
+        on_new_entries=deliverer.wake,
+        concurrency=fetcher.concurrency,
+    )
     subscriptions = Subscriptions(
         store,
         fetcher,

@@ -127,6 +127,8 @@ class Poller:
         self._filling = False
         self._stopping = False
         self._job: Job[ContextTypes.DEFAULT_TYPE] | None = None
+        #: The wake-up set for the earliest next poll, when it is before the next tick.
+        self._timer: asyncio.TimerHandle | None = None
         self._plans: list[tuple[PollPlan, asyncio.Future[bool]]] = []
         self._flush: asyncio.Task[None] | None = None
         self.reports: Callable[[PollReport], None] = lambda report: None
@@ -153,6 +155,8 @@ class Poller:
         if self._job is not None:
             self._job.schedule_removal()
             self._job = None
+        if self._timer is not None:
+            self._timer.cancel()
         running = list(self._in_flight)
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
@@ -183,11 +187,27 @@ class Poller:
                     self._in_flight.add(task)
                     task.add_done_callback(self._done)
                 if len(claims) < free:
+                    await self._wake_for_next_poll()
                     return
         except Exception:
             log.exception("claiming due feeds failed")
         finally:
             self._filling = False
+
+    async def _wake_for_next_poll(self) -> None:
+        """Nothing more is due: wake up when the earliest feed will be, if
+        that comes before the next tick (a 1 s interval is then kept to the
+        millisecond, not rounded up to the tick). A time already past belongs
+        to a poll in flight, whose end calls fill() anyway."""
+        at = await self._store.next_poll_at()
+        if at is None or self._stopping:
+            return
+        delay = at - self.clock()
+        if 0 < delay < TICK:
+            if self._timer is not None:
+                self._timer.cancel()
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(delay, lambda: loop.create_task(self.fill()))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -293,7 +313,11 @@ def _changed(result: FetchResult, body_hash: str | None) -> bool:
     return result.status != 304 and result.body_hash != body_hash
 
 
-async def poll_due(poller: Poller, store: Store, limit: int = 1000) -> Sequence[PollReport]:
-    """Claim and poll every due feed now, in this task (tests and benches)."""
-    claims = await store.claim_due_feeds(poller.owner, poller.clock(), limit, poller.lease)
+async def poll_due(
+    poller: Poller, store: Store, *, at: float | None = None, limit: int = 10_000
+) -> Sequence[PollReport]:
+    """Claim every feed due by ``at`` (default: now) and poll them in this
+    task, bounded by the fetcher (tests and benches)."""
+    when = poller.clock() if at is None else at
+    claims = await store.claim_due_feeds(poller.owner, when, limit, poller.lease)
     return await asyncio.gather(*(poller.poll(claim) for claim in claims))

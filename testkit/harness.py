@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
 import time
@@ -14,7 +15,9 @@ from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES, build_application
 from bot.config import Config, load_config
+from bot.poller import PollReport, poll_due
 from bot.services import Services, services_of
+from bot.store import Store
 from testkit.fake_telegram import FakeTelegram
 
 TOKEN = "123456:TEST"
@@ -120,8 +123,32 @@ def services(app: Application) -> Services:  # type: ignore[type-arg]
 async def eventually(
     predicate: Callable[[], object], timeout: float = 10.0, message: str = "condition"
 ) -> None:
+    """Wait until ``predicate()`` is true; it may return an awaitable (a store query)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(0.05)
+
+
+async def poll_now(app: Application) -> dict[str, PollReport]:  # type: ignore[type-arg]
+    """Poll every feed of the running bot now, whatever its schedule, and
+    return each poll's report by URL (feeds the bot is polling at that moment
+    are not in it)."""
+    parts = services(app)
+    reports = await poll_due(parts.poller, parts.store, at=time.time() + 365 * 86400)
+    return {report.url: report for report in reports}
+
+
+async def subscription_count(store: Store, chat_id: int) -> int:
+    return len(await store.chat_subscriptions(chat_id))
+
+
+async def chat_active(store: Store, chat_id: int) -> bool:
+    chat = await store.get_chat(chat_id)
+    return chat is not None and chat.active

@@ -35,11 +35,23 @@ async def test_private_bot_refuses_strangers(tmp_path, telegram: FakeTelegram, f
         telegram.user_says(GROUP, STRANGER, f"/subscribe {feeds.url('/p.xml')}")
         answer = (await telegram.wait_sent(GROUP, 1))[-1]
         assert "private" in answer.plain
-        assert store.chat_subscriptions(STRANGER) == store.chat_subscriptions(GROUP) == []
+        assert (
+            (await store.chat_subscriptions(STRANGER))
+            == (await store.chat_subscriptions(GROUP))
+            == []
+        )
 
         telegram.user_says(FRIEND, FRIEND, f"/subscribe {feeds.url('/p.xml')}")
-        await eventually(lambda: len(store.chat_subscriptions(FRIEND)) == 1)
+
+        async def _cond1():
+            return len(await store.chat_subscriptions(FRIEND)) == 1
+
+        await eventually(_cond1)
         # A bot admin may manage a group they do not administer.
         telegram.add_group(GROUP, "Mixed", admins={STRANGER}, members={FRIEND, ADMIN})
         telegram.user_says(GROUP, ADMIN, f"/subscribe {feeds.url('/p.xml')}")
-        await eventually(lambda: len(store.chat_subscriptions(GROUP)) == 1)
+
+        async def _cond2():
+            return len(await store.chat_subscriptions(GROUP)) == 1
+
+        await eventually(_cond2)

@@ -63,9 +63,13 @@ async def test_blocked_chat_is_paused_and_resumes_on_start(
         await subscribe(telegram, USER, USER, feeds.url("/f.xml"))
         telegram.block(USER)
         feed.publish("While blocked", link="https://f.example/blocked")
-        await eventually(lambda: not store.get_chat(USER).active, message="chat paused")
-        assert len(store.chat_subscriptions(USER)) == 1, "subscriptions kept, paused"
-        assert store.pending_for_chat(USER) == []
+
+        async def _cond1():
+            return not (await store.get_chat(USER)).active
+
+        await eventually(_cond1, message="chat paused")
+        assert len(await store.chat_subscriptions(USER)) == 1, "subscriptions kept, paused"
+        assert (await store.pending_for_chat(USER)) == []
         feed.publish("Still blocked", link="https://f.example/still")
         await asyncio.sleep(2.5)
         forbidden = [r for r in telegram.rejections if r[1] == USER and r[2] == 403]
@@ -94,8 +98,10 @@ async def test_migrated_group_moves_to_supergroup(
         await eventually(
             lambda: has(telegram, SUPERGROUP, "After migration"), message="sent to new id"
         )
-        assert store.chat_subscriptions(GROUP) == []
-        assert [s.feed_url for s in store.chat_subscriptions(SUPERGROUP)] == [feeds.url("/m.xml")]
+        assert (await store.chat_subscriptions(GROUP)) == []
+        assert [s.feed_url for s in (await store.chat_subscriptions(SUPERGROUP))] == [
+            feeds.url("/m.xml")
+        ]
         assert has(telegram, SUPERGROUP, "After migration") == 1
 
 
@@ -109,8 +115,12 @@ async def test_migration_service_message_moves_subscriptions_at_once(
         store = services(app).store
         await subscribe(telegram, GROUP, USER, feeds.url("/m.xml"))
         telegram.migrate(GROUP, SUPERGROUP, announce=True)
-        await eventually(lambda: store.chat_subscriptions(SUPERGROUP), message="moved")
-        assert store.chat_subscriptions(GROUP) == []
+
+        async def _cond2():
+            return await store.chat_subscriptions(SUPERGROUP)
+
+        await eventually(_cond2, message="moved")
+        assert (await store.chat_subscriptions(GROUP)) == []
         telegram.user_says(SUPERGROUP, USER, "/list")
         await eventually(lambda: has(telegram, SUPERGROUP, "1. M"), message="/list in the new id")
 
@@ -130,7 +140,11 @@ async def test_flood_control_waits_retry_after(tmp_path, telegram: FakeTelegram,
         assert time.monotonic() - refused_at >= 1.5
         await asyncio.sleep(1.5)
         assert has(telegram, USER, "Throttled") == 1
-        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+        async def _cond3():
+            return not (await services(app).store.pending())
+
+        await eventually(_cond3, message="outbox empty")
 
 
 async def test_server_errors_are_retried(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
@@ -144,7 +158,11 @@ async def test_server_errors_are_retried(tmp_path, telegram: FakeTelegram, feeds
         feed.publish("Survives 502", link="https://s.example/502")
         await eventually(lambda: has(telegram, USER, "Survives 502"), timeout=20)
         assert has(telegram, USER, "Survives 502") == 1
-        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+        async def _cond4():
+            return not (await services(app).store.pending())
+
+        await eventually(_cond4, message="outbox empty")
 
 
 async def test_media_refused_falls_back_to_text(
@@ -170,7 +188,11 @@ async def test_media_refused_falls_back_to_text(
         assert message.method == "sendMessage"
         assert "https://p.example/pic" in message.text
         assert any(r[0] == "sendPhoto" and r[1] == USER for r in telegram.rejections)
-        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+        async def _cond5():
+            return not (await services(app).store.pending())
+
+        await eventually(_cond5, message="outbox empty")
 
 
 async def test_kicked_from_group_is_paused_and_resumes_when_added_again(
@@ -186,16 +208,20 @@ async def test_kicked_from_group_is_paused_and_resumes_when_added_again(
         await eventually(lambda: has(telegram, GROUP, "Zero"))
         telegram.kick(GROUP)  # silently: the bot learns it from the 403
         feed.publish("While kicked", link="https://k.example/kicked")
-        await eventually(lambda: not store.get_chat(GROUP).active, message="group paused")
+
+        async def _cond6():
+            return not (await store.get_chat(GROUP)).active
+
+        await eventually(_cond6, message="group paused")
         assert [r[2:] for r in telegram.rejections if r[1] == GROUP] == [
             (403, "Forbidden: bot was kicked from the group chat")
         ]
-        assert len(store.chat_subscriptions(GROUP)) == 1, "subscriptions kept, paused"
-        assert store.pending_for_chat(GROUP) == []
+        assert len(await store.chat_subscriptions(GROUP)) == 1, "subscriptions kept, paused"
+        assert (await store.pending_for_chat(GROUP)) == []
 
         telegram.add_bot_to_group(GROUP, USER)
         await eventually(lambda: has(telegram, GROUP, "earlier subscriptions are active again"))
-        assert store.get_chat(GROUP).active
+        assert (await store.get_chat(GROUP)).active
         feed.publish("Back in the group", link="https://k.example/back")
         await eventually(lambda: has(telegram, GROUP, "Back in the group"), message="resumed")
         assert has(telegram, GROUP, "While kicked") == 0
@@ -214,14 +240,22 @@ async def test_not_a_member_of_channel_is_paused_and_resumes_when_added_again(
         await eventually(lambda: has(telegram, CHANNEL, "Zero"), message="sample in the channel")
         telegram.kick(CHANNEL)
         feed.publish("While out", link="https://c.example/out")
-        await eventually(lambda: not store.get_chat(CHANNEL).active, message="channel paused")
+
+        async def _cond7():
+            return not (await store.get_chat(CHANNEL)).active
+
+        await eventually(_cond7, message="channel paused")
         assert [r[2:] for r in telegram.rejections if r[1] == CHANNEL] == [
             (403, "Forbidden: bot is not a member of the channel chat")
         ]
-        assert len(store.chat_subscriptions(CHANNEL)) == 1
+        assert len(await store.chat_subscriptions(CHANNEL)) == 1
 
         telegram.add_bot_to_channel(CHANNEL, USER)
-        await eventually(lambda: store.get_chat(CHANNEL).active, message="channel resumed")
+
+        async def _cond8():
+            return (await store.get_chat(CHANNEL)).active
+
+        await eventually(_cond8, message="channel resumed")
         feed.publish("Back in the channel", link="https://c.example/back")
         await eventually(lambda: has(telegram, CHANNEL, "Back in the channel"))
         assert has(telegram, CHANNEL, "While out") == 0
@@ -242,16 +276,28 @@ async def test_channel_without_the_right_to_post_is_paused_until_it_comes_back(
         # the send is refused, and the channel is paused rather than the entry dropped.
         telegram.add_channel(CHANNEL, "Channel", username="chan", admins={USER}, bot_can_post=False)
         feed.publish("Refused", link="https://r.example/refused")
-        await eventually(lambda: not store.get_chat(CHANNEL).active, message="channel paused")
-        assert len(store.chat_subscriptions(CHANNEL)) == 1
+
+        async def _cond9():
+            return not (await store.get_chat(CHANNEL)).active
+
+        await eventually(_cond9, message="channel paused")
+        assert len(await store.chat_subscriptions(CHANNEL)) == 1
         # Given back (a my_chat_member update): the channel resumes.
         telegram.set_bot_rights(CHANNEL, USER, can_post=True)
-        await eventually(lambda: store.get_chat(CHANNEL).active, message="channel resumed")
+
+        async def _cond10():
+            return (await store.get_chat(CHANNEL)).active
+
+        await eventually(_cond10, message="channel resumed")
         feed.publish("Allowed again", link="https://r.example/again")
         await eventually(lambda: has(telegram, CHANNEL, "Allowed again"))
         # Taken away with an update: paused at once, nothing is even tried.
         telegram.set_bot_rights(CHANNEL, USER, can_post=False)
-        await eventually(lambda: not store.get_chat(CHANNEL).active, message="paused by update")
+
+        async def _cond11():
+            return not (await store.get_chat(CHANNEL)).active
+
+        await eventually(_cond11, message="paused by update")
         rejected = len(telegram.rejections)
         feed.publish("Not tried", link="https://r.example/not")
         polls = feeds.count("/r.xml")
@@ -270,9 +316,13 @@ async def test_deleted_chat_is_paused(tmp_path, telegram: FakeTelegram, feeds: F
         await eventually(lambda: has(telegram, GROUP, "Zero"))
         telegram.delete_chat(GROUP)
         feed.publish("Into the void", link="https://d.example/void")
-        await eventually(lambda: not store.get_chat(GROUP).active, message="chat paused")
-        assert len(store.chat_subscriptions(GROUP)) == 1
-        assert store.pending() == []
+
+        async def _cond12():
+            return not (await store.get_chat(GROUP)).active
+
+        await eventually(_cond12, message="chat paused")
+        assert len(await store.chat_subscriptions(GROUP)) == 1
+        assert (await store.pending()) == []
         # Later entries are not even tried.
         feed.publish("Still gone", link="https://d.example/still")
         polls = feeds.count("/d.xml")
@@ -307,7 +357,11 @@ async def test_unparsable_markup_is_sent_as_plain_text(
         assert message.text == "Bad markup misnested https://b.example/bad"
         refused = [r for r in telegram.rejections if r[1] == USER]
         assert len(refused) == 1 and "can't parse entities" in refused[0][3]
-        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+        async def _cond13():
+            return not (await services(app).store.pending())
+
+        await eventually(_cond13, message="outbox empty")
 
 
 async def test_dropped_connections_are_retried(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
@@ -320,11 +374,19 @@ async def test_dropped_connections_are_retried(tmp_path, telegram: FakeTelegram,
         await eventually(lambda: has(telegram, USER, "Zero"))
         telegram.fail_server(times=2, status=0)  # the connection dies before an answer
         feed.publish("Survives drops", link="https://t.example/drop")
-        await eventually(lambda: len(store.pending()) == 1, message="queued")
+
+        async def _cond14():
+            return len(await store.pending()) == 1
+
+        await eventually(_cond14, message="queued")
         await eventually(lambda: has(telegram, USER, "Survives drops"), timeout=15)
         assert [r[2] for r in telegram.rejections] == [0, 0]
         assert has(telegram, USER, "Survives drops") == 1
-        await eventually(lambda: not store.pending(), message="outbox empty")
+
+        async def _cond15():
+            return not (await store.pending())
+
+        await eventually(_cond15, message="outbox empty")
 
 
 async def test_entries_of_a_feed_arrive_oldest_first(
@@ -345,7 +407,11 @@ async def test_entries_of_a_feed_arrive_oldest_first(
         received = [m.plain.splitlines()[0] for m in telegram.sent(USER)]
         assert received[-4:] == titles
         assert telegram.count_429 == 1
-        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+
+        async def _cond16():
+            return not (await services(app).store.pending())
+
+        await eventually(_cond16, message="outbox empty")
 
 
 async def test_flood_control_on_one_chat_does_not_hold_up_another(

@@ -36,13 +36,13 @@ async def test_group_admins_manage_anyone_lists(
         telegram.user_says(GROUP, MEMBER, f"/subscribe {feeds.url('/g.xml')}")
         refusal = (await telegram.wait_sent(GROUP, 2))[-1]
         assert "administrators" in refusal.plain
-        assert store.chat_subscriptions(GROUP) == []
+        assert (await store.chat_subscriptions(GROUP)) == []
 
         telegram.user_says(GROUP, ADMIN, f"/subscribe@feedbot_test_bot {feeds.url('/g.xml')}")
         await eventually(
             lambda: any("Subscribed to Group Feed" in t for t in texts(telegram, GROUP))
         )
-        assert len(store.chat_subscriptions(GROUP)) == 1
+        assert len(await store.chat_subscriptions(GROUP)) == 1
 
         telegram.user_says(GROUP, MEMBER, "/list")
         await eventually(lambda: any("1. Group Feed" in t for t in texts(telegram, GROUP)))
@@ -61,7 +61,11 @@ async def test_group_admins_manage_anyone_lists(
 
         # Removed from the group: its subscriptions stop.
         telegram.remove_bot_from_group(GROUP, ADMIN)
-        await eventually(lambda: not store.get_chat(GROUP).active, message="group paused")
+
+        async def _cond1():
+            return not (await store.get_chat(GROUP)).active
+
+        await eventually(_cond1, message="group paused")
         before = len(telegram.sent(GROUP))
         feed.publish("Third", link="https://g.example/third")
         await asyncio.sleep(2.5)
@@ -78,11 +82,15 @@ async def test_demoted_admin_loses_rights_at_once(
     config = load_test_config(tmp_path, telegram, interval="1h")
     async with running_bot(config) as app:
         telegram.user_says(GROUP, ADMIN, f"/subscribe {feeds.url('/g.xml')}")
-        await eventually(lambda: len(services(app).store.chat_subscriptions(GROUP)) == 1)
+
+        async def _cond2():
+            return len(await services(app).store.chat_subscriptions(GROUP)) == 1
+
+        await eventually(_cond2)
         telegram.add_group(GROUP, "Readers", admins=set(), members={ADMIN})  # demoted
         telegram.user_says(GROUP, ADMIN, "/unsubscribe 1")
         await eventually(lambda: any("administrators" in t for t in texts(telegram, GROUP)))
-        assert len(services(app).store.chat_subscriptions(GROUP)) == 1
+        assert len(await services(app).store.chat_subscriptions(GROUP)) == 1
 
 
 async def test_channel_subscribed_from_private_chat(
@@ -106,7 +114,7 @@ async def test_channel_subscribed_from_private_chat(
         telegram.user_says(ADMIN, ADMIN, f"/subscribe @nosuchchannel {feeds.url('/c.xml')}")
         answer = (await telegram.wait_sent(ADMIN, 1))[-1]
         assert "can't find @nosuchchannel" in answer.plain
-        assert store.chat_subscriptions(CHANNEL) == []
+        assert (await store.chat_subscriptions(CHANNEL)) == []
 
         telegram.user_says(ADMIN, ADMIN, f"/subscribe @announce {feeds.url('/c.xml')}")
         answer = (await telegram.wait_sent(ADMIN, 2))[-1]
@@ -122,12 +130,12 @@ async def test_channel_subscribed_from_private_chat(
         listing = (await telegram.wait_sent(ADMIN, 3))[-1]
         assert "1. Channel Feed" in listing.plain
         # The private chat itself follows nothing.
-        assert store.chat_subscriptions(ADMIN) == []
+        assert (await store.chat_subscriptions(ADMIN)) == []
 
         telegram.user_says(ADMIN, ADMIN, f"/unsubscribe {CHANNEL} 1")
         answer = (await telegram.wait_sent(ADMIN, 4))[-1]
         assert "Unsubscribed from Channel Feed" in answer.plain
-        assert store.chat_subscriptions(CHANNEL) == []
+        assert (await store.chat_subscriptions(CHANNEL)) == []
 
 
 async def test_channel_where_bot_cannot_post(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
@@ -139,7 +147,7 @@ async def test_channel_where_bot_cannot_post(tmp_path, telegram: FakeTelegram, f
         telegram.user_says(ADMIN, ADMIN, f"/subscribe @quietchan {feeds.url('/c.xml')}")
         answer = (await telegram.wait_sent(ADMIN, 1))[-1]
         assert "can't post in Quiet" in answer.plain
-        assert services(app).store.chat_subscriptions(CHANNEL) == []
+        assert (await services(app).store.chat_subscriptions(CHANNEL)) == []
 
 
 async def test_command_posted_in_the_channel(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
@@ -149,5 +157,9 @@ async def test_command_posted_in_the_channel(tmp_path, telegram: FakeTelegram, f
     config = load_test_config(tmp_path, telegram, interval="1h")
     async with running_bot(config) as app:
         telegram.channel_post(CHANNEL, f"/subscribe {feeds.url('/c.xml')}")
-        await eventually(lambda: len(services(app).store.chat_subscriptions(CHANNEL)) == 1)
+
+        async def _cond3():
+            return len(await services(app).store.chat_subscriptions(CHANNEL)) == 1
+
+        await eventually(_cond3)
         await eventually(lambda: any("Inside" in t for t in texts(telegram, CHANNEL)))

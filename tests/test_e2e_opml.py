@@ -23,7 +23,11 @@ async def test_export_then_import_into_another_chat(
         telegram.user_says(
             USER, USER, f"/subscribe {feeds.url('/one.xml')} {feeds.url('/two.xml')}"
         )
-        await eventually(lambda: len(store.chat_subscriptions(USER)) == 2)
+
+        async def _cond1():
+            return len(await store.chat_subscriptions(USER)) == 2
+
+        await eventually(_cond1)
 
         telegram.user_says(USER, USER, "/export")
         await eventually(lambda: any(m.method == "sendDocument" for m in telegram.sent(USER)))
@@ -43,7 +47,7 @@ async def test_export_then_import_into_another_chat(
         )
         assert "Subscribed to Feed one" in answer and "Subscribed to Feed two" in answer
         assert "not a url" in answer  # the bad outline is named, the rest went in
-        imported = {s.feed_url for s in store.chat_subscriptions(OTHER)}
+        imported = {s.feed_url for s in (await store.chat_subscriptions(OTHER))}
         assert imported == {feeds.url("/one.xml"), feeds.url("/two.xml")}
 
 
@@ -65,4 +69,4 @@ async def test_import_without_a_file_or_with_a_broken_one(
         telegram.user_says(USER, USER, "/export")
         answer = (await telegram.wait_sent(USER, 3))[-1]
         assert "Nothing to export" in answer.plain
-        assert services(app).store.chat_subscriptions(USER) == []
+        assert (await services(app).store.chat_subscriptions(USER)) == []

@@ -21,13 +21,15 @@ from typing import Any
 
 import pytest
 
+import bot.plan as plan_module
 import bot.poller as poller_module
 from bot.fetch import FetchResult
 from bot.models import FeedStatus
-from bot.poller import DAY, PollResult, poll_all
+from bot.plan import DAY, PollPlan
+from bot.poller import PollResult
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer, RssFeed
-from testkit.harness import eventually, load_test_config, running_bot, services
+from testkit.harness import eventually, load_test_config, poll_now, running_bot, services
 
 USER = 7001
 OTHERS = (7002, 7003)
@@ -99,21 +101,20 @@ async def test_unchanged_feeds_cost_one_request_per_interval_and_nothing_else(
             await follow(telegram, chat, honest)
         await telegram.wait_sent(USER, 3)  # the answer and two samples
         store = services(app).store
-        await eventually(lambda: not store.pending(), message="samples delivered")
+
+        async def _cond1():
+            return not (await store.pending())
+
+        await eventually(_cond1, message="samples delivered")
         await asyncio.sleep(0.2)  # ... and their completion committed
-        writes: list[str] = []
-        real_execute, real_commit = store._execute, store.commit  # type: ignore[attr-defined]
+        plans: list[PollPlan] = []
+        real_record = store.record_polls
 
-        def execute(sql: str, args: Any = ()) -> None:
-            writes.append(sql)
-            real_execute(sql, args)
+        async def record(batch: Any, owner: str) -> list[bool]:
+            plans.extend(batch)
+            return await real_record(batch, owner)
 
-        def commit() -> None:
-            writes.append("commit")
-            real_commit()
-
-        monkeypatch.setattr(store, "_execute", execute)
-        monkeypatch.setattr(store, "commit", commit)
+        monkeypatch.setattr(store, "record_polls", record)
         start = time.monotonic()
         base = feeds.count("/honest.xml")
         await eventually(lambda: feeds.count("/stubborn.xml") >= 5, message="4 polls")
@@ -127,9 +128,11 @@ async def test_unchanged_feeds_cost_one_request_per_interval_and_nothing_else(
     assert honest_requests and all(r.status == 304 for r in honest_requests)
     assert all(r.if_none_match and r.if_modified_since for r in honest_requests)
     assert [r.status for r in feeds.requests_for("/stubborn.xml")] == [200] * 5
-    # A 304 or an unchanged body: no parse and no store write.
+    # A 304 or an unchanged body: no parse, and nothing recorded but the
+    # schedule (a plan marked unchanged, with no seen keys and no deliveries).
     assert counters == []
-    assert writes == [], writes
+    assert len(plans) >= polls
+    assert all(not p.changed and not p.seen and not p.enqueue and not p.tell for p in plans)
 
 
 async def test_polls_run_concurrently_under_a_bound(
@@ -146,9 +149,9 @@ async def test_polls_run_concurrently_under_a_bound(
             feeds.stall(path, 0.3)
         feeds.max_in_flight = 0
         start = time.monotonic()
-        reports = await poll_all(services(app).poller, urls)
+        reports = await poll_now(app)
         elapsed = time.monotonic() - start
-    assert [r.result for r in reports] == [PollResult.UNCHANGED] * 24
+    assert [reports[url].result for url in urls] == [PollResult.UNCHANGED] * 24
     assert feeds.max_in_flight == services(app).fetcher.concurrency == 8
     assert 0.85 < elapsed < 3  # three rounds of eight, not 24 one after another
 
@@ -176,15 +179,15 @@ async def test_permanent_redirects_move_the_feed_and_its_subscriptions(
             lambda: all(feeds.count(p.replace(".xml", "-new.xml")) >= 3 for p in names),
             message="three polls of every new address",
         )
-        followed = {s.feed_url for s in store.chat_subscriptions(USER)}
+        followed = {s.feed_url for s in (await store.chat_subscriptions(USER))}
         assert followed == {
             feeds.url("/p301-new.xml"),
             feeds.url("/p308-new.xml"),
             feeds.url("/t302.xml"),
             feeds.url("/t307.xml"),
         }
-        assert store.get_feed(feeds.url("/p301.xml")) is None
-        assert store.get_feed(feeds.url("/p308-new.xml")) is not None
+        assert (await store.get_feed(feeds.url("/p301.xml"))) is None
+        assert (await store.get_feed(feeds.url("/p308-new.xml"))) is not None
         # The old address of a permanent move is never asked again.
         assert feeds.count("/p301.xml") == feeds.count("/p308.xml") == 2
         assert feeds.count("/t302.xml") >= 3 and feeds.count("/t307.xml") >= 3
@@ -216,7 +219,7 @@ async def test_gone_stops_polling_and_tells_the_subscribers_once(
         await asyncio.sleep(2.5)
         assert feeds.count("/gone.xml") == count
         assert [r.status for r in feeds.requests_for("/gone.xml")].count(410) == 1
-        feed = services(app).store.get_feed(url)
+        feed = await services(app).store.get_feed(url)
         assert feed is not None and feed.status is FeedStatus.GONE
         telegram.user_says(USER, USER, "/list")
         await eventually(lambda: said(telegram, USER, "gone: the server removed it"))
@@ -228,7 +231,7 @@ async def test_errors_back_off_exponentially_capped_and_jittered(
     tmp_path, telegram: FakeTelegram, feeds: FeedServer, monkeypatch
 ):
     # The real cap is hours; 2.5 s shows it holds within the test's time.
-    monkeypatch.setattr(poller_module, "MAX_BACKOFF", 2.5)
+    monkeypatch.setattr(plan_module, "MAX_BACKOFF", 2.5)
     telegram.add_user(USER)
     paths = {"/e404.xml": 404, "/e500.xml": 500, "/e503.xml": 503}
     flaky = {path: feeds.rss(path, "Flaky") for path in paths}
@@ -249,11 +252,11 @@ async def test_errors_back_off_exponentially_capped_and_jittered(
             assert 0.95 < first < 1.4  # 1 s × [0.75, 1], but never below min_interval (1 s)
             assert 1.45 < second < 2.4  # 2 s × [0.75, 1]
             assert 1.8 < third < 2.9  # 4 s (3 s at least), capped at 2.5 s, × [0.75, 1]
-            feed = store.get_feed(feeds.url(path))
+            feed = await store.get_feed(feeds.url(path))
             assert feed is not None and feed.error_count >= 4 and feed.status is FeedStatus.OK
         seconds = [gaps(feeds, p)[2] for p in paths]
         assert max(seconds) - min(seconds) > 0.005  # jittered, not in lockstep
-        assert len(store.chat_subscriptions(USER)) == 3  # subscriptions kept
+        assert len(await store.chat_subscriptions(USER)) == 3  # subscriptions kept
         # Back to health: the next poll finds the new story.
         for path in paths:
             feeds.recover(path)
@@ -264,7 +267,7 @@ async def test_errors_back_off_exponentially_capped_and_jittered(
 async def test_failing_for_a_day_tells_the_subscribers_once_and_polling_goes_on(
     tmp_path, telegram: FakeTelegram, feeds: FeedServer, monkeypatch
 ):
-    monkeypatch.setattr(poller_module, "MAX_BACKOFF", 1.0)
+    monkeypatch.setattr(plan_module, "MAX_BACKOFF", 1.0)
     for chat in (USER, *OTHERS):
         telegram.add_user(chat)
     feed = feeds.rss("/down.xml", "Downtime")
@@ -275,20 +278,24 @@ async def test_failing_for_a_day_tells_the_subscribers_once_and_polling_goes_on(
             await follow(telegram, chat, url)
         store, poller = services(app).store, services(app).poller
         feeds.fail("/down.xml", 500)
-        await eventually(lambda: getattr(store.get_feed(url), "error_count", 0) >= 1)
+
+        async def _cond2():
+            return getattr((await store.get_feed(url)), "error_count", 0) >= 1
+
+        await eventually(_cond2)
         assert said(telegram, USER, "failing") == 0
         poller.clock = lambda: time.time() + DAY  # a day later, still failing
         for chat in (USER, *OTHERS):
             await eventually(lambda c=chat: said(telegram, c, "failing for a day"), timeout=5)
         count = feeds.count("/down.xml")
         await eventually(lambda: feeds.count("/down.xml") >= count + 2, message="more polls")
-        stored = store.get_feed(url)
+        stored = await store.get_feed(url)
         assert stored is not None and stored.failure_notified and stored.error_count >= 3
         # Recovery: polling at the normal rate, new stories arrive, state cleared.
         feeds.recover("/down.xml")
         story(feed, 2)
         await eventually(lambda: said(telegram, USER, "Story 2") == 1, message="story 2")
-        stored = store.get_feed(url)
+        stored = await store.get_feed(url)
         assert stored is not None and stored.error_count == 0 and not stored.failure_notified
         for chat in (USER, *OTHERS):
             await eventually(lambda c=chat: said(telegram, c, "works again"), message="recovery")
@@ -314,7 +321,7 @@ async def test_retry_after_of_429_and_503_is_honoured(
             timeout=10,
             message="two polls after the Retry-After",
         )
-        assert services(app).store.get_feed(feeds.url("/r429.xml")).error_count == 0  # type: ignore[union-attr]
+        assert (await services(app).store.get_feed(feeds.url("/r429.xml"))).error_count == 0  # type: ignore[union-attr]
     for path in ("/r429.xml", "/r503.xml"):
         statuses = [r.status for r in feeds.requests_for(path)]
         assert statuses[:4] == [200, int(path[2:5]), 304, 304]
@@ -349,10 +356,9 @@ async def test_intervals_adapt_to_the_feed_and_to_ttl_and_max_age(
         store = services(app).store
         await follow(telegram, USER, *(feeds.url(p) for p in paths))
         # The rare feed has had nothing new for the 40 s since it was followed.
-        rare = store.get_subscription(USER, feeds.url("/rare.xml"))
+        rare = await store.get_subscription(USER, feeds.url("/rare.xml"))
         assert rare is not None
-        store.put_subscription(replace(rare, created=time.time() - 40))
-        store.commit()
+        assert await store.update_subscription(replace(rare, created=time.time() - 40))
         start = time.monotonic()
         n = 2
         while time.monotonic() - start < 5.2:
@@ -367,38 +373,37 @@ async def test_intervals_adapt_to_the_feed_and_to_ttl_and_max_age(
     assert 2 <= polls["/cached.xml"] <= 3  # max-age 3 s
 
 
-async def test_startup_spreads_the_first_polls(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
+async def test_a_restart_sees_the_stored_schedule(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    """The schedule lives in the store: after a restart, feeds that are not
+    due yet are left alone (no poll of everything at start-up)."""
     telegram.add_user(USER)
-    paths = [f"/s{i}.xml" for i in range(24)]
+    paths = ["/a.xml", "/b.xml"]
     for path in paths:
-        feeds.rss(path, path)
-    config = load_test_config(tmp_path, telegram)
+        story(feeds.rss(path, path), 1)
+    config = load_test_config(tmp_path, telegram, interval="1h")
     async with running_bot(config):
         await follow(telegram, USER, *(feeds.url(p) for p in paths))
-        await asyncio.sleep(1.2)  # every stored next poll is now past
-    await asyncio.sleep(0.3)
-    restart = time.monotonic()
-    async with running_bot(config):
-        await eventually(
-            lambda: all(r.time > restart for p in paths for r in feeds.requests_for(p)[-1:]),
-            message="every feed polled after the restart",
-        )
-    firsts = sorted(next(r.time for r in feeds.requests_for(p) if r.time > restart) for p in paths)
-    # Uniform over the 1 s interval: spread out, never a burst.
-    assert firsts[-1] - firsts[0] > 0.5
-    per_tenth = [sum(1 for t in firsts if a <= t < a + 0.1) for a in firsts]
-    assert max(per_tenth) <= 12
+    assert [feeds.count(p) for p in paths] == [1, 1]  # the subscribing fetch
+    async with running_bot(config) as app:
+        await asyncio.sleep(1.5)  # several ticks: nothing is due for an hour
+        assert [feeds.count(p) for p in paths] == [1, 1]
+        reports = await poll_now(app)
+        assert {r.result for r in reports.values()} == {PollResult.UNCHANGED}
+        assert [feeds.count(p) for p in paths] == [2, 2]
 
 
-async def test_a_late_poll_still_runs(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
+async def test_a_late_tick_still_polls(tmp_path, telegram: FakeTelegram, feeds: FeedServer):
     telegram.add_user(USER)
     story(feeds.rss("/late.xml", "Late"), 1)
     url = feeds.url("/late.xml")
-    async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
+    async with running_bot(load_test_config(tmp_path, telegram)):
         await follow(telegram, USER, url)
-        services(app).poller.schedule(url, 0.1)
-        time.sleep(1.6)  # the event loop is blocked: the poll is 1.5 s late
-        await eventually(lambda: feeds.count("/late.xml") == 2, timeout=3, message="late poll")
+        await eventually(lambda: feeds.count("/late.xml") >= 2, message="first poll")
+        count = feeds.count("/late.xml")
+        time.sleep(1.6)  # the event loop is blocked: ticks and wake-ups are late
+        await eventually(lambda: feeds.count("/late.xml") >= count + 2, timeout=4, message="polls")
 
 
 # ------------------------------------------------------------------ dedupe
@@ -414,11 +419,10 @@ async def test_dedupe_survives_real_feeds(tmp_path, telegram: FakeTelegram, feed
         stamped.publish(f"Notice {n}", link="", guid="", html=f"<p>Notice {n}</p>")
     url, stamped_url = feeds.url("/real.xml"), feeds.url("/stamped.xml")
     async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
-        poller = services(app).poller
         await follow(telegram, USER, url, stamped_url)
 
         async def nothing_new(target: str = url) -> None:
-            report = await poller.poll(target)
+            report = (await poll_now(app))[target]
             assert (report.result, report.new_entries) == (PollResult.UNCHANGED, 0)
 
         # A GUID changes, link and title kept (a CMS migration).
@@ -446,7 +450,7 @@ async def test_dedupe_survives_real_feeds(tmp_path, telegram: FakeTelegram, feed
         await nothing_new(stamped_url)
         # A real new entry, once.
         story(feed, 7)
-        report = await poller.poll(url)
+        report = (await poll_now(app))[url]
         assert (report.result, report.new_entries) == (PollResult.NEW_ENTRIES, 1)
         await nothing_new()
         await eventually(lambda: said(telegram, USER, "Story 7") == 1, message="story 7")

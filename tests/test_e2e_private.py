@@ -50,7 +50,7 @@ async def test_subscribe_receive_list_unsubscribe(
         telegram.user_says(USER, USER, "/unsubscribe 1")
         bye = (await telegram.wait_sent(USER, 6))[5]
         assert "Unsubscribed from Daily News" in bye.plain
-        assert services(app).store.chat_subscriptions(USER) == []
+        assert (await services(app).store.chat_subscriptions(USER)) == []
 
         feed.publish("After unsubscribing", link="https://news.example/after")
         await asyncio.sleep(2.5)
@@ -71,7 +71,7 @@ async def test_aliases_and_several_urls(tmp_path, telegram: FakeTelegram, feeds:
         await eventually(
             lambda: any("Unsubscribed from Feed B" in m.plain for m in telegram.sent(USER))
         )
-        subs = services(app).store.chat_subscriptions(USER)
+        subs = await services(app).store.chat_subscriptions(USER)
         assert [s.feed_url for s in subs] == [feeds.url("/a.xml")]
 
 
@@ -105,14 +105,14 @@ async def test_bad_input_gets_one_clear_answer_and_changes_nothing(
             telegram.user_says(USER, USER, command)
             answer = (await telegram.wait_sent(USER, number))[-1]
             assert expected.lower() in answer.plain.lower(), (command, answer.plain)
-            assert store.chat_subscriptions(USER) == []
+            assert (await store.chat_subscriptions(USER)) == []
         # Subscribing twice: the second answer says so, one subscription remains.
         telegram.user_says(USER, USER, f"/subscribe {feeds.url('/ok.xml')}")
         await telegram.wait_sent(USER, len(cases) + 2)  # reply + sample
         telegram.user_says(USER, USER, f"/subscribe {feeds.url('/ok.xml')}")
         again = (await telegram.wait_sent(USER, len(cases) + 3))[-1]
         assert "Already subscribed" in again.plain
-        assert len(store.chat_subscriptions(USER)) == 1
+        assert len(await store.chat_subscriptions(USER)) == 1
         await asyncio.sleep(0.5)
         assert len(telegram.sent(USER)) == len(cases) + 3
 
@@ -146,7 +146,7 @@ async def test_html_page_that_links_a_feed_suggests_it(
         (answer,) = await telegram.wait_sent(USER, 1)
         assert "HTML page" in answer.plain
         assert f"It links to a feed: {feeds.url('/blog/feed.xml')}" in answer.plain
-        assert services(app).store.chat_subscriptions(USER) == []
+        assert (await services(app).store.chat_subscriptions(USER)) == []
 
 
 async def test_unsubscribe_several_numbers_means_what_list_showed(
@@ -161,11 +161,15 @@ async def test_unsubscribe_several_numbers_means_what_list_showed(
         store = services(app).store
         for url in urls:  # one by one, so /list numbers them in this order
             telegram.user_says(USER, USER, f"/subscribe {url}")
-            await eventually(lambda u=url: store.get_subscription(USER, u) is not None)
+
+            async def _cond1(u=url):
+                return (await store.get_subscription(USER, u)) is not None
+
+            await eventually(_cond1)
         telegram.user_says(USER, USER, f"/unsubscribe 1 3 9 {urls[2]}")
         await eventually(lambda: any("Unsubscribed" in m.plain for m in telegram.sent(USER)))
         answer = next(m.plain for m in telegram.sent(USER) if "Unsubscribed" in m.plain)
         assert "Unsubscribed from Feed A" in answer and "Unsubscribed from Feed C" in answer
         assert "Not subscribed to 9" in answer
         assert f"Not subscribed to {urls[2]}" in answer  # C, named twice
-        assert [s.feed_url for s in store.chat_subscriptions(USER)] == [urls[1], urls[3]]
+        assert [s.feed_url for s in (await store.chat_subscriptions(USER))] == [urls[1], urls[3]]

@@ -139,7 +139,10 @@ async def test_media_arrive_whole_or_as_text(tmp_path, telegram: FakeTelegram, f
         assert 'href="https://news.example/refused-group"' in text.text
         assert ("sendMediaGroup", USER, 400, REFUSALS[1]) in telegram.rejections
 
-        await eventually(lambda: not services(app).store.pending(), message="outbox empty")
+        async def _cond1():
+            return not (await services(app).store.pending())
+
+        await eventually(_cond1, message="outbox empty")
         assert telegram.internal_errors == []
 
 
@@ -239,7 +242,7 @@ async def test_set_changes_what_the_next_entry_looks_like(
             assert line in shown.plain
 
         # Bad /set: one clear answer each, nothing changed.
-        style = store.chat_subscriptions(USER)[0].style
+        style = (await store.chat_subscriptions(USER))[0].style
         assert style == Style(
             summary="full",
             link_preview=True,
@@ -259,6 +262,6 @@ async def test_set_changes_what_the_next_entry_looks_like(
         ]:
             answer = await say(telegram, command)
             assert expected in answer.plain, (command, answer.plain)
-            assert store.chat_subscriptions(USER)[0].style == style, command
-        assert len(store.chat_subscriptions(USER)) == 1
+            assert (await store.chat_subscriptions(USER))[0].style == style, command
+        assert len(await store.chat_subscriptions(USER)) == 1
         assert telegram.internal_errors == []

@@ -52,17 +52,19 @@ def titles(telegram: FakeTelegram, chat_id: int) -> Counter[str]:
     return Counter(m.plain.splitlines()[0] for m in telegram.sent(chat_id) if m.plain)
 
 
-def in_flight_at_kill(
+async def in_flight_at_kill(
     tmp_path: Path, telegram: FakeTelegram, chat_ids: Iterable[int]
 ) -> tuple[set[tuple[int, str]], int]:
     """The (chat, entry title) pairs Telegram accepted but the stopped bot had not
     yet removed from its outbox: the only ones allowed to arrive twice. Also
     how many deliveries were still queued."""
     chats = set(chat_ids)
-    with SqliteStore(str(store_path(tmp_path))) as store:
-        pending = [d for d in store.pending() if d.chat_id in chats]
+    async with SqliteStore(str(store_path(tmp_path))) as store:
+        pending = [d for d in await store.pending() if d.chat_id in chats and d.entry]
     accepted = {
-        (d.chat_id, d.entry.title) for d in pending if titles(telegram, d.chat_id)[d.entry.title]
+        (d.chat_id, d.entry.title)
+        for d in pending
+        if d.entry and titles(telegram, d.chat_id)[d.entry.title]
     }
     return accepted, len(pending)
 
@@ -85,7 +87,7 @@ async def test_kill_then_restart_sends_what_was_missed_once(
         await eventually(lambda: titles(telegram, USER)["Story 1"], timeout=20, message="story 1")
     finally:
         await kill(bot)
-    repeat, _ = in_flight_at_kill(tmp_path, telegram, [USER])
+    repeat, _ = await in_flight_at_kill(tmp_path, telegram, [USER])
     assert repeat <= {(USER, "Story 1")}, "only the send in flight at the kill may repeat"
 
     # Published while the bot is down.
@@ -110,24 +112,22 @@ async def test_kill_then_restart_sends_what_was_missed_once(
             await bot.wait()
     stories = {t: n for t, n in titles(telegram, USER).items() if t.startswith("Story")}
     assert stories == expected
-    with SqliteStore(str(store_path(tmp_path))) as store:
-        assert store.pending() == []
+    async with SqliteStore(str(store_path(tmp_path))) as store:
+        assert await store.pending() == []
 
 
 BROADCAST_CHATS = range(7001, 7101)
 
 
-def seed_broadcast(tmp_path: Path, telegram: FakeTelegram, url: str) -> None:
+async def seed_broadcast(tmp_path: Path, telegram: FakeTelegram, url: str) -> None:
     """100 private chats following one feed, as if each had sent /subscribe."""
-    store_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
-    with SqliteStore(str(store_path(tmp_path))) as store:
-        store.put_feed(Feed(url, title="Broadcast Feed"))
-        for chat_id in BROADCAST_CHATS:
+    async with SqliteStore(str(store_path(tmp_path))) as store:
+        for n, chat_id in enumerate(BROADCAST_CHATS):
             telegram.add_user(chat_id)
-            store.put_chat(Chat(chat_id, ChatKind.PRIVATE))
-            store.add_subscription(Subscription(chat_id, url, created=now))
-        store.commit()
+            feed = Feed(url, title="Broadcast Feed") if n == 0 else None  # due at once
+            sub = Subscription(chat_id, url, created=now)
+            await store.subscribe(Chat(chat_id, ChatKind.PRIVATE), sub, new_feed=feed, now=now)
 
 
 @pytest.mark.parametrize("stop", ["kill -9", "SIGTERM"])
@@ -136,7 +136,7 @@ async def test_stop_during_a_broadcast_then_restart(
 ):
     feed = feeds.rss("/b.xml", title="Broadcast Feed")  # no entries yet
     url = normalize_url(feeds.url("/b.xml"))
-    seed_broadcast(tmp_path, telegram, url)
+    await seed_broadcast(tmp_path, telegram, url)
     config = write_config(tmp_path, telegram)
 
     def reached() -> int:
@@ -154,7 +154,7 @@ async def test_stop_during_a_broadcast_then_restart(
         if bot.returncode is None:
             await kill(bot)
     got_before = reached()
-    repeat, queued = in_flight_at_kill(tmp_path, telegram, BROADCAST_CHATS)
+    repeat, queued = await in_flight_at_kill(tmp_path, telegram, BROADCAST_CHATS)
     assert got_before < len(BROADCAST_CHATS) and queued > 0, "killed mid-broadcast"
     assert got_before + queued - len(repeat) == len(BROADCAST_CHATS), "nothing lost"
     # The bound: the pacer counts a send against the 30-a-second window from
@@ -181,8 +181,8 @@ async def test_stop_during_a_broadcast_then_restart(
             bot.kill()
             await bot.wait()
     assert {c: titles(telegram, c)["Big news"] for c in BROADCAST_CHATS} == expected
-    with SqliteStore(str(store_path(tmp_path))) as store:
-        assert store.pending() == []
+    async with SqliteStore(str(store_path(tmp_path))) as store:
+        assert await store.pending() == []
 
 
 async def test_sigterm_with_polls_in_flight_stops_cleanly(

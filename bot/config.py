@@ -67,10 +67,21 @@ class PollConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Fair use on a public bot; admins are exempt."""
+
+    #: The most subscriptions one chat may have (0: no limit).
+    subscriptions_per_chat: int = 100
+    #: Commands one user may send per minute before being asked to slow down (0: no limit).
+    commands_per_minute: int = 20
+
+
+@dataclass(frozen=True)
 class Config:
     telegram: TelegramConfig
     store: StoreConfig
     poll: PollConfig
+    limits: LimitsConfig = LimitsConfig()
 
 
 # -- durations ---------------------------------------------------------------
@@ -154,6 +165,12 @@ def _as_url(value: Any) -> str:
     return value
 
 
+def _as_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a whole number, 0 or more (0: no limit), got {value!r}")
+    return value
+
+
 def _as_token(value: Any) -> str:
     # Never echo the value: it is a secret.
     if not isinstance(value, str) or not _TOKEN.fullmatch(value.strip()):
@@ -180,6 +197,10 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "allow_private_addresses": (_as_bool, False),
         "max_interval": (parse_duration, "1h"),
         "adaptive": (_as_bool, True),
+    },
+    "limits": {
+        "subscriptions_per_chat": (_as_count, 100),
+        "commands_per_minute": (_as_count, 20),
     },
 }
 
@@ -274,4 +295,5 @@ def load_config(
         telegram=TelegramConfig(**values["telegram"]),
         store=StoreConfig(**values["store"]),
         poll=PollConfig(**values["poll"]),
+        limits=LimitsConfig(**values["limits"]),
     )

@@ -7,11 +7,14 @@ exception, and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from bot.config import format_duration
@@ -24,11 +27,44 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
+class Outcome(StrEnum):
+    ADDED = "added"
+    ALREADY = "already"
+    FAILED = "failed"
+    #: The chat has as many subscriptions as the operator allows.
+    OVER_QUOTA = "over quota"
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     ok: bool
     #: One line of Telegram HTML for the reply.
     text: str
+    outcome: Outcome | None = None
+
+    @property
+    def kind(self) -> Outcome:
+        return self.outcome or (Outcome.ADDED if self.ok else Outcome.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkReport:
+    """What a /subscribe of several URLs or an OPML import did, URL by URL."""
+
+    answers: tuple[Answer, ...]
+
+    def count(self, outcome: Outcome) -> int:
+        return Counter(answer.kind for answer in self.answers)[outcome]
+
+    def of(self, outcome: Outcome) -> list[Answer]:
+        return [answer for answer in self.answers if answer.kind is outcome]
+
+
+#: How many feeds one bulk subscribe fetches at once: one user's import must
+#: not take every fetch slot from the other users.
+BULK_CONCURRENCY = 4
+
+Progress = Callable[[int, int], Awaitable[None]]
 
 
 def esc(text: str) -> str:
@@ -53,25 +89,71 @@ class Subscriptions:
         self._fetcher = fetcher
         self._clock = clock
         self._first_poll_after = first_poll_after
+        #: chat id → subscriptions being made right now (counted against the quota).
+        self._in_progress: Counter[int] = Counter()
 
     # -- subscribe -----------------------------------------------------------
-    async def subscribe(self, chat: Chat, raw_url: str) -> Answer:
-        """Subscribe the chat. A new feed's newest entry is queued as a sample;
-        the caller wakes the deliverer once it has answered, so the answer
-        arrives first."""
+    async def subscribe(
+        self, chat: Chat, raw_url: str, *, sample: bool = True, quota: int | None = None
+    ) -> Answer:
+        """Subscribe the chat. With ``sample``, a new feed's newest entry is
+        queued as a sample; the caller wakes the deliverer once it has
+        answered, so the answer arrives first. ``quota``: the most
+        subscriptions the chat may have (None: no limit)."""
         try:
             url = normalize_url(raw_url)
         except InvalidURL as exc:
             return Answer(False, f"{esc(raw_url)}: {esc(str(exc))}")
         if await self._store.get_subscription(chat.id, url) is not None:
-            return Answer(
-                False, f"Already subscribed to {feed_label(await self._store.get_feed(url), url)}."
-            )
+            label = feed_label(await self._store.get_feed(url), url)
+            return Answer(False, f"Already subscribed to {label}.", Outcome.ALREADY)
+        if quota is not None:
+            have = len(await self._store.chat_subscriptions(chat.id))
+            if have + self._in_progress[chat.id] >= quota:
+                return Answer(
+                    False,
+                    f"Not subscribed to {esc(url)}: this chat has reached its limit of "
+                    f"{quota} subscriptions. /unsubscribe one first.",
+                    Outcome.OVER_QUOTA,
+                )
+        self._in_progress[chat.id] += 1
+        try:
+            return await self._subscribe(chat, url, sample)
+        finally:
+            self._in_progress[chat.id] -= 1
+            if not self._in_progress[chat.id]:
+                del self._in_progress[chat.id]
 
+    async def subscribe_many(
+        self,
+        chat: Chat,
+        urls: Sequence[str],
+        *,
+        quota: int | None = None,
+        progress: Progress | None = None,
+    ) -> BulkReport:
+        """Subscribe to several feeds, a few fetches at a time, without
+        samples (one message per feed would flood the chat). ``progress`` is
+        awaited with (done, total) after each feed."""
+        unique = list(dict.fromkeys(urls))
+        limit = asyncio.Semaphore(BULK_CONCURRENCY)
+        done = 0
+
+        async def one(url: str) -> Answer:
+            nonlocal done
+            async with limit:
+                answer = await self.subscribe(chat, url, sample=False, quota=quota)
+            done += 1
+            if progress is not None:
+                await progress(done, len(unique))
+            return answer
+
+        return BulkReport(tuple(await asyncio.gather(*(one(url) for url in unique))))
+
+    async def _subscribe(self, chat: Chat, url: str, sample: bool) -> Answer:
         feed = await self._store.get_feed(url)
         if feed is not None and feed.status is FeedStatus.OK:
             return await self._add(chat, feed)
-
         try:
             result = await self._fetcher.fetch(url)
             parsed = parse_response(result)
@@ -86,7 +168,8 @@ class Subscriptions:
         final_url = result.permanent_url or url
         if final_url != url and await self._store.get_subscription(chat.id, final_url) is not None:
             existing = await self._store.get_feed(final_url)
-            return Answer(False, f"Already subscribed to {feed_label(existing, final_url)}.")
+            label = feed_label(existing, final_url)
+            return Answer(False, f"Already subscribed to {label}.", Outcome.ALREADY)
         # Another chat may have added the feed while we were fetching it.
         feed = await self._store.get_feed(final_url)
         if feed is not None and feed.status is FeedStatus.OK:
@@ -108,7 +191,8 @@ class Subscriptions:
         # show the newest entry alone, as a sample of what will arrive.
         # (A gone feed re-subscribed starts afresh: subscribe() replaces it.)
         keys = [key for entry in parsed.entries for key in dedupe_keys(entry)]
-        return await self._add(chat, feed, new_feed=True, seen=keys, sample=newest(parsed.entries))
+        first = newest(parsed.entries) if sample else None
+        return await self._add(chat, feed, new_feed=True, seen=keys, sample=first)
 
     async def _add(
         self,
@@ -129,7 +213,8 @@ class Subscriptions:
             now=now,
         )
         if stored is None:  # the same chat subscribed twice at once
-            return Answer(False, f"Already subscribed to {feed_label(feed, feed.url)}.")
+            label = feed_label(feed, feed.url)
+            return Answer(False, f"Already subscribed to {label}.", Outcome.ALREADY)
         log.info("chat %s subscribed to %s", chat.id, feed.url)
         return Answer(True, f"Subscribed to {feed_label(feed, feed.url)}\n{esc(feed.url)}")
 

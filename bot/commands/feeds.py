@@ -3,13 +3,12 @@ bot.subscriptions does the work."""
 
 from __future__ import annotations
 
-import asyncio
-
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.commands.access import Denied, Target, may_use_bot, resolve_target, split_channel_ref
 from bot.commands.basic import PRIVATE_ONLY
+from bot.commands.bulk import quota_for, start_bulk
 from bot.commands.replies import reply
 from bot.services import Services, get_services
 from bot.subscriptions import esc
@@ -54,15 +53,20 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if target is None:
         return
     unique = list(dict.fromkeys(urls))
-    answers = await asyncio.gather(
-        *(services.subscriptions.subscribe(target.chat, url) for url in unique)
+    where = f" for {target.chat.title}" if target.named else ""
+    if len(unique) > 1:
+        # Many feeds: in the background, one summary, no samples.
+        start_bulk(update, context, services, target.chat, unique, where=where)
+        return
+    user = update.effective_user
+    answer = await services.subscriptions.subscribe(
+        target.chat, unique[0], quota=quota_for(services, user.id if user else None)
     )
-    where = f" for {esc(target.chat.title)}" if target.named else ""
-    lines = [answer.text for answer in answers]
+    lines = [answer.text]
     if where:
-        lines.insert(0, f"Subscriptions{where}:")
+        lines.insert(0, f"Subscriptions{esc(where)}:")
     await reply(update, *lines)
-    services.deliverer.wake()  # the samples, after the answer
+    services.deliverer.wake()  # the sample, after the answer
 
 
 async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

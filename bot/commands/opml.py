@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 from telegram import Document, Update
 from telegram.ext import ContextTypes
 
 from bot.commands.access import split_channel_ref
+from bot.commands.bulk import start_bulk
 from bot.commands.feeds import command_target
 from bot.commands.replies import reply
 from bot.opml import MAX_OPML_BYTES, OPMLError, Outline, build_opml, parse_opml
@@ -19,8 +19,6 @@ IMPORT_HELP = (
     "Send an OPML file with /import as its caption, or answer a message that "
     "holds one with /import."
 )
-#: Feeds fetched at once during an import: the same bound as polling.
-IMPORT_CONCURRENCY = 4
 
 
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -88,12 +86,7 @@ async def import_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not outlines:
         await reply(update, "The file lists no feeds (no outline has an xmlUrl).")
         return
-    limit = asyncio.Semaphore(IMPORT_CONCURRENCY)
-
-    async def one(outline: Outline) -> str:
-        async with limit:
-            return (await services.subscriptions.subscribe(target.chat, outline.url)).text
-
-    lines = await asyncio.gather(*(one(outline) for outline in outlines))
-    await reply(update, f"Imported {len(outlines)} feeds:", *lines)
-    services.deliverer.wake()
+    where = f" from {document.file_name or 'the file'}"
+    if target.named:
+        where += f" for {target.chat.title}"
+    start_bulk(update, context, services, target.chat, [o.url for o in outlines], where=where)

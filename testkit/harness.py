@@ -39,6 +39,7 @@ def write_config(
     interval: str = "1s",
     extra_telegram: str = "",
     timeout: str = "5s",
+    extra: str = "",
 ) -> Path:
     """A config file as a user would write it, pointing at the fakes."""
     path = directory / "config.toml"
@@ -58,6 +59,7 @@ interval = "{interval}"
 min_interval = "1s"
 timeout = "{timeout}"
 allow_private_addresses = true
+{extra}
 """,
         encoding="utf-8",
     )

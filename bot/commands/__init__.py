@@ -3,16 +3,17 @@ bot.subscriptions, reply."""
 
 from __future__ import annotations
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
 from telegram.ext import (
     Application,
     ChatMemberHandler,
     CommandHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from bot.commands import basic, feeds, opml
+from bot.commands import basic, feeds, gate, opml
 
 #: Commands arrive as messages in private chats and groups, and as channel
 #: posts in channels (which only the channel's administrators can make).
@@ -30,6 +31,8 @@ MENU = [
 
 
 def register(application: Application) -> None:
+    # Before every command: access and the per-user command rate.
+    application.add_handler(TypeHandler(Update, gate.gate), group=-1)
     handlers = {
         ("start",): basic.start,
         ("help",): basic.help_command,

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+import testkit.postgres
+from bot.store.base import Store
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
 from testkit.harness import TOKEN
@@ -19,3 +22,52 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 async def feeds() -> AsyncIterator[FeedServer]:
     async with FeedServer() as server:
         yield server
+
+
+Factory = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
+    """Opens stores on one backend's storage: call it again to reopen."""
+    opened: list[Store] = []
+
+    if request.param == "sqlite":
+        from bot.store.sqlite import SqliteStore
+
+        path = str(tmp_path / "data" / "feedbot.sqlite")
+
+        async def make() -> Store:
+            s = SqliteStore(path)
+            await s.open()
+            opened.append(s)
+            return s
+
+        yield make
+        for s in opened:
+            await s.close()
+        return
+
+    reason = await testkit.postgres.unavailable()
+    if reason:
+        pytest.skip(reason)
+    try:
+        from bot.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        pytest.skip("postgres backend not on this branch")
+    async with testkit.postgres.fresh_database() as url:
+
+        async def make_pg() -> Store:
+            s = PostgresStore(url)
+            await s.open()
+            opened.append(s)
+            return s
+
+        yield make_pg
+        for s in opened:
+            await s.close()
+
+
+@pytest.fixture
+async def store(backend: Factory) -> Store:
+    return await backend()

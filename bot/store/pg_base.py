@@ -3,6 +3,7 @@ migrations at open, and the one connection that holds the sender lock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -35,7 +36,8 @@ class PgBase(Store):
         self.url = url
         self._pool_size = pool_size
         self._pool: Any = None
-        self._sender: Any = None  # the connection holding the sender lock
+        self._sender: Any = None
+        self._sender_lock = asyncio.Lock()  # the connection holding the sender lock
         self._secret = password_of(url)
 
     def _error(self, exc: BaseException) -> StoreError:
@@ -94,6 +96,11 @@ class PgBase(Store):
             await pool.close()
 
     async def hold_sender(self, owner: str) -> bool:
+        # One call at a time: asyncpg refuses overlapping queries on a connection.
+        async with self._sender_lock:
+            return await self._hold_sender(owner)
+
+    async def _hold_sender(self, owner: str) -> bool:
         if self._pool is None:
             return False
         conn = self._sender
@@ -102,7 +109,7 @@ class PgBase(Store):
                 # The lock is held as long as this session lives: check that it does.
                 await conn.fetchval("SELECT 1", timeout=5)
                 return True
-            except (*_ERRORS, asyncpg.exceptions.ConnectionDoesNotExistError):
+            except Exception:  # whatever broke the session (asyncpg has several kinds)
                 log.warning("the sender's database connection was lost; the role with it")
                 self._sender = None
                 await close_quietly(conn)

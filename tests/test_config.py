@@ -96,7 +96,7 @@ def test_full_file(write) -> None:
         TelegramConfig(TOKEN, "http://localhost:8081/bot", frozenset({1001, 1002}), False,
                        frozenset({7})),
         StoreConfig("/var/lib/feedbot/db.sqlite"),
-        PollConfig(5400.0, 1.0, 2.5, True),
+        PollConfig(5400.0, 1.0, 2.5, True, max_interval=5400.0),
     )  # fmt: skip
 
 
@@ -368,3 +368,28 @@ def test_bad_store_url_names_the_key_and_hides_the_value(write, value: str) -> N
     )
     env_message = error(write(""), {"FEEDBOT_TOKEN": TOKEN, "FEEDBOT_STORE_URL": "x:hunter2"})
     assert env_message.startswith("FEEDBOT_STORE_URL: ") and "hunter2" not in env_message
+
+
+def test_max_interval_and_adaptive(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[telegram]\ntoken = "1:A"\n[poll]\ninterval = "5s"\nmin_interval = "1s"\n'
+        'max_interval = "30s"\nadaptive = false\n'
+    )
+    poll = load_config(str(path), env={}).poll
+    assert (poll.max_interval, poll.adaptive) == (30.0, False)
+    path.write_text('[telegram]\ntoken = "1:A"\n[poll]\ninterval = "2h"\n')
+    assert load_config(str(path), env={}).poll.max_interval == 7200.0  # the default never undercuts
+    path.write_text('[telegram]\ntoken = "1:A"\n[poll]\ninterval = "2h"\nmax_interval = "1h"\n')
+    with pytest.raises(ConfigError, match=r"poll\.max_interval: 1h is shorter than poll\.interval"):
+        load_config(str(path), env={})
+
+
+def test_limits(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[telegram]\ntoken = "1:A"\n[limits]\nsubscriptions_per_chat = 0\n')
+    limits = load_config(str(path), env={}).limits
+    assert (limits.subscriptions_per_chat, limits.commands_per_minute) == (0, 20)
+    path.write_text('[telegram]\ntoken = "1:A"\n[limits]\ncommands_per_minute = -1\n')
+    with pytest.raises(ConfigError, match=r"limits\.commands_per_minute: expected a whole number"):
+        load_config(str(path), env={})

@@ -52,6 +52,17 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _explain(exc: BaseException) -> str:
+    """The error, and what the operator can do about it when that is known."""
+    text = one_line(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return f"{text} (free some space: nothing was half-written, and later calls retry)"
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        return f"{text} (check the permissions of the file and its directory)"
+    return text
+
+
 class SqliteFile:
     """One SQLite file, held by this process alone (an exclusive file lock)."""
 
@@ -130,7 +141,7 @@ class SqliteFile:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("ROLLBACK")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: cannot use the store: {one_line(e)}") from e
+            raise StoreError(f"{self.path}: cannot use the store: {_explain(e)}") from e
 
     def _connect(self) -> None:
         try:
@@ -198,7 +209,7 @@ class SqliteFile:
                 self._rollback(self._db)
             if isinstance(exc, StoreError) or not isinstance(exc, Exception):
                 raise
-            raise StoreError(f"{self.path}: {what} failed: {one_line(exc)}") from exc
+            raise StoreError(f"{self.path}: {what} failed: {_explain(exc)}") from exc
 
     def _rollback(self, db: SqliteDict) -> None:
         with contextlib.suppress(Exception):

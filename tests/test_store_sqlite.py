@@ -167,7 +167,7 @@ async def test_an_emptied_file_is_refused_not_started_empty(path: str) -> None:
         await SqliteStore(path).open()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "half", "other_database"])
+@pytest.mark.parametrize("damage", ["garbage", "half", "middle", "other_database"])
 async def test_a_corrupt_file_gives_one_line(path: str, damage: str) -> None:
     async with SqliteStore(path) as s:
         for i in range(50):
@@ -179,6 +179,9 @@ async def test_a_corrupt_file_gives_one_line(path: str, damage: str) -> None:
             f.write(os.urandom(size))
         elif damage == "half":
             f.truncate(size // 2)
+        elif damage == "middle":  # the first page intact: it opens
+            f.seek(4096)
+            f.write(os.urandom(size - 4096))
     if damage == "other_database":
         os.remove(path)
         with sqlite3.connect(path) as conn:

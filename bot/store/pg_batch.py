@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.plan import PollPlan
 from bot.store import codec
-from bot.store.pg_rows import feed_state, notice_to_json, status_of
+from bot.store.pg_rows import entry_body, feed_state, notice_to_json, safe_text, status_of
 
 
 async def record_batch(conn: Any, plans: Sequence[PollPlan], owner: str) -> list[bool]:
@@ -54,7 +54,7 @@ async def record_batch(conn: Any, plans: Sequence[PollPlan], owner: str) -> list
             [p.prune_before for p in pruning],
         )
 
-    seen = [(p.url, key, p.now) for p in live for key in dict.fromkeys(p.seen)]
+    seen = [(p.url, safe_text(key), p.now) for p in live for key in dict.fromkeys(p.seen)]
     if seen:
         await conn.execute(
             """INSERT INTO seen (feed_url, key, seen_at)
@@ -69,8 +69,9 @@ async def record_batch(conn: Any, plans: Sequence[PollPlan], owner: str) -> list
     for p in live:
         for item in p.enqueue:
             digest = codec.entry_digest(item.entry)
-            bodies.setdefault(digest, json.dumps(codec.entry_to_dict(item.entry)))
-            queued += [(c, p.url, digest, item.entry.id, None, p.now) for c in item.chat_ids]
+            bodies.setdefault(digest, json.dumps(entry_body(item.entry)))
+            eid = safe_text(item.entry.id)
+            queued += [(c, p.url, digest, eid, None, p.now) for c in item.chat_ids]
         for tell in p.tell:
             notice = json.dumps(notice_to_json(tell.notice))
             queued += [(c, p.url, None, None, notice, p.now) for c in tell.chat_ids]

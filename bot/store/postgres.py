@@ -42,6 +42,7 @@ from bot.store.pg_rows import (
     SUB_COLS,
     feed_from_row,
     feed_state,
+    safe_text,
     status_of,
     sub_from_row,
 )
@@ -154,7 +155,7 @@ class PostgresStore(PgCommands):
                 " AND NOT (key = ANY($3::text[]))",
                 url,
                 plan.prune_before,
-                list(plan.seen),
+                [safe_text(k) for k in plan.seen],
             )
         for item in plan.enqueue:
             await queue(conn, url, item.entry, None, item.chat_ids, plan.now, RECIPIENT)
@@ -186,10 +187,11 @@ class PostgresStore(PgCommands):
     async def seen(self, feed_url: str, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
+        stored = {safe_text(k): k for k in keys}
         async with self._conn() as conn:
             rows = await conn.fetch(
                 "SELECT key FROM seen WHERE feed_url = $1 AND key = ANY($2::text[])",
                 feed_url,
-                list(keys),
+                list(stored),
             )
-        return {r["key"] for r in rows}
+        return {stored[r["key"]] for r in rows}

@@ -266,3 +266,33 @@ async def test_the_password_is_never_in_an_error(url: str) -> None:
         text = str(exc)
         assert PASSWORD not in text and "\n" not in text
         assert text.startswith("PostgreSQL postgresql://")
+
+
+# -- what PostgreSQL text cannot hold -------------------------------------------------
+ODD = "nul\x00 lone\ud800 sep\x1e0041 end"
+
+
+async def test_nul_and_lone_surrogates_round_trip(url: str) -> None:
+    """PostgreSQL refuses NUL in text and jsonb, and UTF-8 has no lone
+    surrogates; a JSON feed may carry both. What goes in comes back."""
+    from bot.models import Notice
+    from bot.plan import Enqueue, Tell
+
+    async with PostgresStore(url) as store:
+        f = "http://odd.test/feed"
+        chat = Chat(5, ChatKind.PRIVATE)
+        await store.subscribe(chat, Subscription(5, f, 1.0), new_feed=Feed(f), seen=[ODD])
+        assert await store.seen(f, [ODD, "nul", "sep\x1e0041 end"]) == {ODD}
+        assert len(await store.claim_due_feeds("o", 10.0, 10, 30.0)) == 1
+        entry = Entry(ODD, ODD, html=ODD, categories=(ODD,))
+        state = Feed(f, title=ODD, etag=ODD, next_poll=99.0)
+        notice = Notice("feed_failing", {"error": ODD})
+        batch = PollPlan(f, state, 10.0, seen=(ODD + "2",), enqueue=(Enqueue(entry, (5,)),),
+                         tell=(Tell(notice, (5,)),))  # fmt: skip
+        assert await store.record_polls([batch], "o") == [True]
+        assert await store.get_feed(f) == state
+        assert await store.seen(f, [ODD + "2"]) == {ODD + "2"}
+        [d1, d2] = await store.pending()
+        assert d1.entry == entry and d2.notice == notice
+        [d3] = await store.enqueue(f, entry, [5], 11.0)
+        assert (await store.pending())[-1].entry == entry == d3.entry

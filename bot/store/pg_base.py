@@ -52,6 +52,10 @@ class PgBase(Store):
                 yield conn
         except _ERRORS as exc:
             raise self._error(exc) from None
+        except (ValueError, TypeError) as exc:
+            # A value that cannot be encoded (the transaction has rolled back):
+            # the store cannot do this work, which callers handle as StoreError.
+            raise self._error(exc) from exc
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Any]:

@@ -14,7 +14,7 @@ import asyncpg
 
 from bot.models import Chat, Entry
 from bot.store import codec
-from bot.store.pg_rows import notice_to_json
+from bot.store.pg_rows import entry_body, notice_to_json, safe_text
 
 #: "still subscribed and active": the condition on a chat id ``c`` that a
 #: delivery of feed ``$feed`` is queued for, in record_polls.
@@ -79,7 +79,7 @@ async def mark_seen(conn: Any, url: str, keys: Iterable[str], now: float) -> Non
         SELECT $1, k, $3 FROM unnest($2::text[]) AS k
         ON CONFLICT (feed_url, key) DO UPDATE SET seen_at = excluded.seen_at""",
         url,
-        list(dict.fromkeys(keys)),
+        [safe_text(k) for k in dict.fromkeys(keys)],
         now,
     )
 
@@ -107,7 +107,7 @@ async def queue(
             """INSERT INTO entries (digest, body) VALUES ($1, $2)
             ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest""",
             digest,
-            codec.entry_to_dict(entry),
+            entry_body(entry),
         )
     where = f"WHERE {condition}" if condition else ""
     rows = await conn.fetch(
@@ -117,7 +117,7 @@ async def queue(
         RETURNING chat_id, seq""",
         feed_url,
         digest,
-        None if entry is None else entry.id,
+        None if entry is None else safe_text(entry.id),
         None if notice is None else notice_to_json(notice),
         now,
         chats,

@@ -22,13 +22,14 @@ and the lock goes with it.
 
 from __future__ import annotations
 
-import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from bot.models import Feed
 from bot.plan import Claim, PollPlan
+from bot.store.pg_batch import record_batch
 from bot.store.pg_commands import PgCommands
 from bot.store.pg_queries import (
     RECIPIENT,
@@ -41,6 +42,7 @@ from bot.store.pg_rows import (
     SUB_COLS,
     feed_from_row,
     feed_state,
+    safe_text,
     status_of,
     sub_from_row,
 )
@@ -99,38 +101,23 @@ class PostgresStore(PgCommands):
         return claims
 
     async def record_polls(self, plans: Sequence[PollPlan], owner: str) -> list[bool]:
-        results: dict[int, bool] = {}
-        quick = [
+        # Nearly every plan writes its feed row, seen keys and deliveries and
+        # nothing else: those go as one batch, a fixed number of statements
+        # however many plans. A move or a deletion is applied on its own.
+        count = Counter(p.url for p in plans)
+        batch = [
             i
             for i, p in enumerate(plans)
-            if not p.changed
-            and p.feed is not None
+            if p.feed is not None
             and p.moved_to is None
             and p.feed.url == p.url
-            and not (p.seen or p.enqueue or p.tell)
-            and p.prune_before is None
+            and count[p.url] == 1
         ]
+        results: dict[int, bool] = {}
         async with self._tx() as conn:
-            if quick:
-                # Schedule-only plans (most polls: 304, or an unchanged body)
-                # in one statement; the lease check is in its WHERE.
-                feeds = [plans[i].feed for i in quick]
-                written = await conn.fetch(
-                    """UPDATE feeds f SET next_poll = p.next_poll, status = p.status,
-                           state = p.state::jsonb, lease_owner = NULL, lease_until = NULL
-                    FROM unnest($1::text[], $2::float8[], $3::text[], $4::text[])
-                         AS p(url, next_poll, status, state)
-                    WHERE f.url = p.url AND f.lease_owner = $5
-                    RETURNING f.url""",
-                    [f.url for f in feeds if f],
-                    [f.next_poll for f in feeds if f],
-                    [status_of(f) for f in feeds if f],
-                    [json.dumps(feed_state(f)) for f in feeds if f],
-                    owner,
-                )
-                done = {r["url"] for r in written}
-                for i in quick:
-                    results[i] = plans[i].url in done
+            if batch:
+                held = await record_batch(conn, [plans[i] for i in batch], owner)
+                results.update(zip(batch, held, strict=True))
             for i, plan in enumerate(plans):
                 if i not in results:
                     results[i] = await self._apply(conn, plan, owner)
@@ -168,7 +155,7 @@ class PostgresStore(PgCommands):
                 " AND NOT (key = ANY($3::text[]))",
                 url,
                 plan.prune_before,
-                list(plan.seen),
+                [safe_text(k) for k in plan.seen],
             )
         for item in plan.enqueue:
             await queue(conn, url, item.entry, None, item.chat_ids, plan.now, RECIPIENT)
@@ -200,10 +187,11 @@ class PostgresStore(PgCommands):
     async def seen(self, feed_url: str, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
+        stored = {safe_text(k): k for k in keys}
         async with self._conn() as conn:
             rows = await conn.fetch(
                 "SELECT key FROM seen WHERE feed_url = $1 AND key = ANY($2::text[])",
                 feed_url,
-                list(keys),
+                list(stored),
             )
-        return {r["key"] for r in rows}
+        return {stored[r["key"]] for r in rows}

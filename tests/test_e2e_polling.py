@@ -36,14 +36,20 @@ OTHERS = (7002, 7003)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def follow(telegram: FakeTelegram, chat_id: int, *urls: str) -> None:
-    """/subscribe in a private chat and wait for the answer."""
-    before = len(telegram.sent(chat_id))
-    telegram.user_says(chat_id, chat_id, "/subscribe " + " ".join(urls))
-    await eventually(
-        lambda: any("Subscribed" in (m.plain or "") for m in telegram.sent(chat_id)[before:]),
-        message=f"subscribed to {urls}",
-    )
+async def follow(telegram: FakeTelegram, chat_id: int, *urls: str, samples: bool = False) -> None:
+    """/subscribe in a private chat and wait for the answer. Several URLs go
+    in one command (one summary, no samples) unless ``samples`` asks for one
+    command per feed, each answered with its feed's newest entry."""
+    commands = [[url] for url in urls] if samples else [list(urls)]
+    for command in commands:
+        before = len(telegram.sent(chat_id))
+        telegram.user_says(chat_id, chat_id, "/subscribe " + " ".join(command))
+        await eventually(
+            lambda b=before: any(
+                ("Subscribed" in m.plain or "added" in m.plain) for m in telegram.sent(chat_id)[b:]
+            ),
+            message=f"subscribed to {command}",
+        )
 
 
 def said(telegram: FakeTelegram, chat_id: int, text: str) -> int:
@@ -96,7 +102,7 @@ async def test_unchanged_feeds_cost_one_request_per_interval_and_nothing_else(
     feeds.ignore_validators("/stubborn.xml")  # always 200, same body
     honest, stubborn = feeds.url("/honest.xml"), feeds.url("/stubborn.xml")
     async with running_bot(load_test_config(tmp_path, telegram)) as app:
-        await follow(telegram, USER, honest, stubborn)
+        await follow(telegram, USER, honest, stubborn, samples=True)
         for chat in OTHERS:  # three chats follow the honest feed
             await follow(telegram, chat, honest)
         await telegram.wait_sent(USER, 3)  # the answer and two samples
@@ -116,8 +122,10 @@ async def test_unchanged_feeds_cost_one_request_per_interval_and_nothing_else(
 
         monkeypatch.setattr(store, "record_polls", record)
         start = time.monotonic()
-        base = feeds.count("/honest.xml")
-        await eventually(lambda: feeds.count("/stubborn.xml") >= 5, message="4 polls")
+        base, stubborn_base = feeds.count("/honest.xml"), feeds.count("/stubborn.xml")
+        await eventually(
+            lambda: feeds.count("/stubborn.xml") >= stubborn_base + 4, message="4 polls"
+        )
         elapsed = time.monotonic() - start
         polls = feeds.count("/honest.xml") - base
         monkeypatch.undo()
@@ -127,7 +135,8 @@ async def test_unchanged_feeds_cost_one_request_per_interval_and_nothing_else(
     honest_requests = feeds.requests_for("/honest.xml")[1:]
     assert honest_requests and all(r.status == 304 for r in honest_requests)
     assert all(r.if_none_match and r.if_modified_since for r in honest_requests)
-    assert [r.status for r in feeds.requests_for("/stubborn.xml")] == [200] * 5
+    stubborn_statuses = [r.status for r in feeds.requests_for("/stubborn.xml")]
+    assert stubborn_statuses == [200] * len(stubborn_statuses)
     # A 304 or an unchanged body: no parse, and nothing recorded but the
     # schedule (a plan marked unchanged, with no seen keys and no deliveries).
     assert counters == []
@@ -196,7 +205,7 @@ async def test_permanent_redirects_move_the_feed_and_its_subscriptions(
         await eventually(lambda: said(telegram, USER, "Story 2") == 1, message="story 2")
         await asyncio.sleep(1.5)
     assert said(telegram, USER, "Story 2") == 1
-    assert said(telegram, USER, "Story 1") == 4  # the four samples, nothing resent
+    assert said(telegram, USER, "Story 1") == 0  # subscribed together (no samples), nothing resent
 
 
 # ------------------------------------------------------------------ failures
@@ -456,5 +465,6 @@ async def test_dedupe_survives_real_feeds(tmp_path, telegram: FakeTelegram, feed
         await eventually(lambda: said(telegram, USER, "Story 7") == 1, message="story 7")
         await asyncio.sleep(0.5)
     texts = [m.plain or "" for m in telegram.sent(USER)]
-    assert sum("Story" in t for t in texts) == 2  # the sample (Story 6) and Story 7
-    assert sum("Notice" in t for t in texts) == 1  # its sample
+    # Subscribed together (no samples): Story 7 is the only entry that ever arrives.
+    assert sum("Story" in t for t in texts) == 1
+    assert sum("Notice" in t for t in texts) == 0

@@ -64,9 +64,11 @@ async def test_aliases_and_several_urls(tmp_path, telegram: FakeTelegram, feeds:
     config = load_test_config(tmp_path, telegram, interval="1h")
     async with running_bot(config) as app:
         telegram.user_says(USER, USER, f"/sub {feeds.url('/a.xml')} {feeds.url('/b.xml')}")
-        await eventually(lambda: len(telegram.sent(USER)) >= 3, message="reply and two samples")
-        reply = next(m for m in telegram.sent(USER) if "Subscribed" in m.plain)
+        (reply,) = await telegram.wait_sent(USER, 1)
+        assert reply.plain.startswith("Subscriptions: added 2.")
         assert "Feed A" in reply.plain and "Feed B" in reply.plain
+        await asyncio.sleep(0.5)
+        assert len(telegram.sent(USER)) == 1, "several feeds at once: no sample flood"
         telegram.user_says(USER, USER, f"/unsub {feeds.url('/b.xml')}")
         await eventually(
             lambda: any("Unsubscribed from Feed B" in m.plain for m in telegram.sent(USER))

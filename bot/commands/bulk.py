@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 3.0
 #: Imports shorter than this get no progress message at all.
 PROGRESS_AFTER = 2.0
+#: A summary of up to this many feeds names each one; beyond, only the failures.
+LIST_ALL_UP_TO = 10
 
 
 def quota_for(services: Services, user_id: int | None) -> int | None:
@@ -53,6 +55,10 @@ def summary(report: BulkReport, where: str = "") -> list[str]:
     if left_out:
         parts.append(f"left out {len(left_out)} (the chat's subscription limit)")
     lines = [f"Subscriptions{where}: {', '.join(parts)}."]
+    if len(report.answers) <= LIST_ALL_UP_TO:
+        # A handful: name each one (the counts alone would hide which was which).
+        lines.extend(answer.text for answer in report.answers)
+        return lines
     lines.extend(answer.text for answer in failed)
     if left_out:
         lines.append(left_out[0].text)

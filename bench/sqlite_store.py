@@ -1,8 +1,9 @@
-"""Benchmark the store alone: claiming due feeds and recording their polls.
+"""Benchmark the embedded store alone: claiming due feeds, recording polls.
 
-    python -m bench.store                         # the embedded file, 5,000 feeds
-    python -m bench.store --feeds 2000 --batch 50
-    python -m bench.store --url postgresql://postgres@127.0.0.1:5432/db   # PostgreSQL
+    python -m bench.sqlite_store                  # 5,000 feeds in a temporary file
+    python -m bench.sqlite_store --feeds 2000 --batch 50
+
+(bench/store.py measures the PostgreSQL store's cycle at scale.)
 
 Set-up subscribes one chat in ten to each feed (``subscribe`` with the feed
 and 20 seen keys). Then every feed is due, and the loop claims a batch,
@@ -23,16 +24,7 @@ import time
 from bot.models import Chat, ChatKind, Entry, Feed, Subscription
 from bot.plan import Enqueue, PollPlan
 from bot.store.base import Store
-
-
-def make_store(url: str | None, directory: str) -> Store:
-    if url:
-        from bot.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
-
-        return PostgresStore(url)  # type: ignore[no-any-return,unused-ignore]
-    from bot.store.sqlite import SqliteStore
-
-    return SqliteStore(f"{directory}/feedbot.sqlite")
+from bot.store.sqlite import SqliteStore
 
 
 async def run(store: Store, feeds: int, batch: int) -> None:
@@ -93,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--url", help="a PostgreSQL database (default: a temporary file)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
-        asyncio.run(run(make_store(args.url, directory), args.feeds, args.batch))
+        store = SqliteStore(f"{directory}/feedbot.sqlite")
+        asyncio.run(run(store, args.feeds, args.batch))
     return 0
 
 

@@ -627,3 +627,45 @@ def test_the_outbox_and_its_indexes_match_a_model(fresh_store: Any, ops: Any) ->
         h: sum(codec.entry_digest(d.entry) == h for d in model if d.entry) for h in live
     }
     assert len(rows(s.path, "chead:")) == len(rows(s.path, "hseq:")) == len(heads)
+
+
+ODD = st.sampled_from(["\x1f", "\x1e", "\x00", "😀", "\uffff", "\U0010ffff", "\ud800", ":", "/"])
+odd_text = st.text(st.characters(exclude_categories=()) | ODD, max_size=12)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    urls=st.lists(odd_text, min_size=2, max_size=4, unique=True),
+    marks=st.lists(odd_text, max_size=8, unique=True),
+    data=st.data(),
+)
+def test_seen_sets_never_mix_whatever_the_characters(
+    fresh_store: Any, urls: list[str], marks: list[str], data: st.DataObject
+) -> None:
+    """The key escaping: separators, escapes, NUL, lone surrogates and the
+    top of Unicode in URLs and keys never let one feed's rows reach another's."""
+    s: SqliteStore = fresh_store()
+    marked = {
+        url: data.draw(st.lists(st.sampled_from(marks), unique=True)) if marks else []
+        for url in urls
+    }
+    for n, (url, ks) in enumerate(marked.items()):
+        sub = Subscription(n, url, 1.0)
+        now(s.subscribe(Chat(n, ChatKind.PRIVATE), sub, new_feed=Feed(url), seen=ks, now=1.0))
+    for url, ks in marked.items():
+        assert now(s.seen(url, marks)) == set(ks)
+        assert [x.feed_url for x in now(s.chat_subscriptions(urls.index(url)))] == [url]
+    gone, kept, *rest = urls
+    assert now(s.unsubscribe(0, gone))
+    assert now(s.seen(gone, marks)) == set() and now(s.get_feed(gone)) is None
+    # A poll of ``kept`` that prunes everything but its first key.
+    keep = tuple(marked[kept][:1])
+    assert [c.feed.url for c in now(s.claim_due_feeds("me", 1e9, 10, 60.0))] != []
+    plan = PollPlan(kept, Feed(kept, next_poll=5.0), 2.0, seen=keep, prune_before=2.0)
+    assert now(s.record_polls([plan], "me")) == [True]
+    assert now(s.seen(kept, marks)) == set(keep)
+    for url in rest:
+        assert now(s.seen(url, marks)) == set(marked[url])
+    assert {f.url for f in [now(s.get_feed(u)) for u in urls] if f} == {kept, *rest}

@@ -45,7 +45,6 @@ class SqliteStore(Store):
                     self.f.put("meta:schema", k.SCHEMA)
                 # One process per file (the lock): any lease is a dead one's.
                 self.f.delete_prefix(k.LEASE)
-            self.box.load_seq()
         except BaseException:
             self.f.close()
             raise
@@ -97,7 +96,7 @@ class SqliteStore(Store):
             with self.f.transaction("recording polls"):
                 applied = [self._apply(plan, owner) for plan in plans]
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
         return applied
 
@@ -189,7 +188,7 @@ class SqliteStore(Store):
                 if sample is not None:
                     self.box.queue(sub.feed_url, [chat.id], now, entry=sample)
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
         return stored
 
@@ -309,7 +308,7 @@ class SqliteStore(Store):
             with self.f.transaction("queueing deliveries"):
                 return self.box.queue(feed_url, chat_ids, now, entry=entry)
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
 
     async def pending(self) -> list[Delivery]:

@@ -8,6 +8,7 @@ Values are plain: feeds, chats and plans built by hand, the clock a number.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -190,6 +191,16 @@ async def test_two_owners_never_get_the_same_feed(store: Store) -> None:
     urls = [x.feed.url for x in a + b + c]
     assert len(urls) == 10 and len(set(urls)) == 10
     assert await store.claim_due_feeds(OTHER, 100.0, 4, LEASE) == []
+
+
+async def test_concurrent_claims_never_share_a_feed(store: Store) -> None:
+    for i in range(12):
+        await follow(store, 1, f"https://{i}.example/", next_poll=float(i))
+    batches = await asyncio.gather(
+        *(store.claim_due_feeds(f"proc-{n}", 100.0, 3, LEASE) for n in range(6))
+    )
+    urls = [c.feed.url for batch in batches for c in batch]
+    assert sorted(urls) == sorted(f"https://{i}.example/" for i in range(12))
 
 
 async def test_record_writes_the_feed_marks_seen_and_releases_the_lease(store: Store) -> None:

@@ -296,3 +296,34 @@ async def test_nul_and_lone_surrogates_round_trip(url: str) -> None:
         assert d1.entry == entry and d2.notice == notice
         [d3] = await store.enqueue(f, entry, [5], 11.0)
         assert (await store.pending())[-1].entry == entry == d3.entry
+
+
+async def test_joining_as_the_last_subscriber_leaves_never_strands_a_subscription(
+    url: str,
+) -> None:
+    """Two processes: chat 1 leaves the feed (its last subscriber) while chat
+    2 subscribes to it as to a feed that exists. Either the feed stays, or the
+    subscribe fails and says so; never a subscription to a feed that is gone
+    (nobody would ever poll it)."""
+    async with PostgresStore(url) as a, PostgresStore(url) as b:
+        f = "http://race.test/feed"
+        await a.subscribe(Chat(1, ChatKind.PRIVATE), Subscription(1, f, 1.0), new_feed=Feed(f))
+        gate = await asyncpg.connect(url)
+        try:
+            # Hold the feed row so both calls queue behind it: leaving first.
+            tx = gate.transaction()
+            await tx.start()
+            await gate.execute("SELECT 1 FROM feeds WHERE url = $1 FOR UPDATE", f)
+            leaving = asyncio.create_task(a.unsubscribe(1, f))
+            await asyncio.sleep(0.3)
+            joining = asyncio.create_task(b.subscribe(Chat(2, ChatKind.PRIVATE),
+                                                      Subscription(2, f, 2.0)))  # fmt: skip
+            await asyncio.sleep(0.3)
+            await tx.rollback()
+        finally:
+            await gate.close()
+        assert await leaving is True
+        with pytest.raises(StoreError, match="removed meanwhile"):
+            await joining
+        assert await b.get_feed(f) is None
+        assert await b.get_subscription(2, f) is None

@@ -327,3 +327,14 @@ async def test_joining_as_the_last_subscriber_leaves_never_strands_a_subscriptio
             await joining
         assert await b.get_feed(f) is None
         assert await b.get_subscription(2, f) is None
+
+
+async def test_a_database_newer_than_this_feedbot_is_refused(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST + 1)
+    finally:
+        await conn.close()
+    with pytest.raises(StoreError, match=f"schema version {LATEST + 1}, newer"):
+        await PostgresStore(url).open()

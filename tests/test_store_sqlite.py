@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.models import Chat, ChatKind, Delivery, Entry, Feed, Notice, Subscription
+from bot.models import Chat, ChatKind, Delivery, Entry, Feed, FeedStatus, Notice, Subscription
 from bot.plan import Enqueue, PollPlan, Tell
 from bot.store import Store, StoreError, codec
 from bot.store import sqlite_keys as keys
@@ -167,7 +167,7 @@ async def test_an_emptied_file_is_refused_not_started_empty(path: str) -> None:
         await SqliteStore(path).open()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "half", "other_database"])
+@pytest.mark.parametrize("damage", ["garbage", "half", "middle", "other_database"])
 async def test_a_corrupt_file_gives_one_line(path: str, damage: str) -> None:
     async with SqliteStore(path) as s:
         for i in range(50):
@@ -179,6 +179,9 @@ async def test_a_corrupt_file_gives_one_line(path: str, damage: str) -> None:
             f.write(os.urandom(size))
         elif damage == "half":
             f.truncate(size // 2)
+        elif damage == "middle":  # the first page intact: it opens
+            f.seek(4096)
+            f.write(os.urandom(size - 4096))
     if damage == "other_database":
         os.remove(path)
         with sqlite3.connect(path) as conn:
@@ -486,6 +489,44 @@ def test_due_key_order_is_the_numbers_order(a: float, b: float) -> None:
     assert (keys.due_key(a, "x\x1fy") < keys.due_upto(b)) == (a <= b)
 
 
+def assert_indexes_match(path: str) -> None:
+    """The due index holds exactly the feeds not gone, at their next_poll; the
+    fsub index exactly the subscriptions."""
+    feeds = [codec.feed_from_dict(json.loads(v)) for _, v in rows(path, "feed:")]
+    want = {keys.due_key(f.next_poll, f.url): f.url for f in feeds if f.status != "gone"}
+    assert {k: json.loads(v) for k, v in rows(path, "due:")} == want
+    subs = [codec.subscription_from_dict(json.loads(v)) for _, v in rows(path, "sub:")]
+    assert {k for k, _ in rows(path, "fsub:")} == {
+        keys.fsub_key(s.feed_url, s.chat_id) for s in subs
+    }
+
+
+async def test_the_due_and_subscriber_indexes_follow_every_change(store: SqliteStore) -> None:
+    a, b, c = URL, "https://b.example/", "https://c.example/"
+    await follow(store, 1, a, next_poll=5.0)
+    await follow(store, 2, b, next_poll=7.0)
+    await follow(store, 3, c)
+    assert_indexes_match(store.path)
+    await store.claim_due_feeds("me", 10.0, 10, 60.0)
+    gone = Feed(c, status=FeedStatus.GONE)
+    moved = Feed(b, title="a moved here", next_poll=99.0)
+    plans = [
+        PollPlan(a, moved, 10.0, moved_to=b),
+        PollPlan(b, Feed(b, next_poll=50.0), 10.0),
+        PollPlan(c, gone, 10.0),
+    ]
+    assert await store.record_polls(plans, "me") == [True, True, True]
+    assert_indexes_match(store.path)
+    assert await store.next_poll_at() == 50.0
+    assert await store.unsubscribe(3, c)
+    sub = Subscription(4, b, 1.0)
+    await store.subscribe(Chat(4, ChatKind.PRIVATE), sub, new_feed=Feed(b, next_poll=1.0))
+    await store.migrate_chat(1, -100)
+    assert_indexes_match(store.path)
+    assert await store.next_poll_at() == 1.0
+    assert await store.stats() == replace(await store.stats(), feeds=1, subscriptions=3)
+
+
 # -- upgrading a store written before the due index --------------------------
 async def test_a_schema_1_store_is_upgraded_in_place(path: str) -> None:
     os.makedirs(os.path.dirname(path))
@@ -526,6 +567,7 @@ async def test_a_schema_1_store_is_upgraded_in_place(path: str) -> None:
         assert d.seq == 8
         [claim] = await s.claim_due_feeds("me", 60.0, 10, 60.0)
         assert claim.feed.url == URL
+    assert_indexes_match(path)
 
 
 # -- the outbox against a model ----------------------------------------------
@@ -624,3 +666,46 @@ def test_the_outbox_and_its_indexes_match_a_model(fresh_store: Any, ops: Any) ->
         h: sum(codec.entry_digest(d.entry) == h for d in model if d.entry) for h in live
     }
     assert len(rows(s.path, "chead:")) == len(rows(s.path, "hseq:")) == len(heads)
+
+
+ODD = st.sampled_from(["\x1f", "\x1e", "\x00", "😀", "\uffff", "\U0010ffff", "\ud800", ":", "/"])
+odd_text = st.text(st.characters(exclude_categories=()) | ODD, max_size=12)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    urls=st.lists(odd_text, min_size=2, max_size=4, unique=True),
+    marks=st.lists(odd_text, max_size=8, unique=True),
+    data=st.data(),
+)
+def test_seen_sets_never_mix_whatever_the_characters(
+    fresh_store: Any, urls: list[str], marks: list[str], data: st.DataObject
+) -> None:
+    """The key escaping: separators, escapes, NUL, lone surrogates and the
+    top of Unicode in URLs and keys never let one feed's rows reach another's."""
+    s: SqliteStore = fresh_store()
+    marked = {
+        url: data.draw(st.lists(st.sampled_from(marks), unique=True)) if marks else []
+        for url in urls
+    }
+    for n, (url, ks) in enumerate(marked.items()):
+        sub = Subscription(n, url, 1.0)
+        now(s.subscribe(Chat(n, ChatKind.PRIVATE), sub, new_feed=Feed(url), seen=ks, now=1.0))
+    for url, ks in marked.items():
+        assert now(s.seen(url, marks)) == set(ks)
+        assert [x.feed_url for x in now(s.chat_subscriptions(urls.index(url)))] == [url]
+    gone, kept, *rest = urls
+    assert now(s.unsubscribe(0, gone))
+    assert now(s.seen(gone, marks)) == set() and now(s.get_feed(gone)) is None
+    # A poll of ``kept`` that prunes everything but its first key.
+    keep = tuple(marked[kept][:1])
+    assert [c.feed.url for c in now(s.claim_due_feeds("me", 1e9, 10, 60.0))] != []
+    plan = PollPlan(kept, Feed(kept, next_poll=5.0), 2.0, seen=keep, prune_before=2.0)
+    assert now(s.record_polls([plan], "me")) == [True]
+    assert now(s.seen(kept, marks)) == set(keep)
+    for url in rest:
+        assert now(s.seen(url, marks)) == set(marked[url])
+    assert {f.url for f in [now(s.get_feed(u)) for u in urls] if f} == {kept, *rest}
+    assert_indexes_match(s.path)

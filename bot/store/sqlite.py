@@ -45,7 +45,6 @@ class SqliteStore(Store):
                     self.f.put("meta:schema", k.SCHEMA)
                 # One process per file (the lock): any lease is a dead one's.
                 self.f.delete_prefix(k.LEASE)
-            self.box.load_seq()
         except BaseException:
             self.f.close()
             raise
@@ -69,19 +68,24 @@ class SqliteStore(Store):
             # Live leases are at most one batch in flight: reading that many
             # more due rows is enough to find ``limit`` free ones.
             due = self.f.scan(k.DUE, below=k.due_upto(now), limit=limit + len(leases))
-            for _, url in due:
-                held = leases.get(k.lease_key(url))
-                if held is not None and held["until"] > now:
-                    continue
-                feed = self.rows.feed(url)
-                if feed is None or feed.status == FeedStatus.GONE:
-                    continue
-                subs, followed = self.rows.subscribers(url)
-                until = now + lease
-                self.f.put(k.lease_key(url), {"owner": owner, "until": until})
+            free = [
+                url
+                for _, url in due
+                if leases.get(k.lease_key(url), {"until": now})["until"] <= now
+            ]
+            found = self.f.get_many(k.feed_key(url) for url in free)
+            feeds = [
+                feed
+                for url in free
+                if (d := found.get(k.feed_key(url))) is not None
+                and (feed := codec.feed_from_dict(d)).status != FeedStatus.GONE
+            ][:limit]
+            followers = self.rows.subscribers_of([feed.url for feed in feeds])
+            until = now + lease
+            for feed in feeds:
+                subs, followed = followers[feed.url]
+                self.f.put(k.lease_key(feed.url), {"owner": owner, "until": until})
                 claims.append(Claim(feed, tuple(subs), followed, until))
-                if len(claims) == limit:
-                    break
         return claims
 
     async def record_polls(self, plans: Sequence[PollPlan], owner: str) -> list[bool]:
@@ -92,13 +96,14 @@ class SqliteStore(Store):
             with self.f.transaction("recording polls"):
                 applied = [self._apply(plan, owner) for plan in plans]
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
         return applied
 
     def _apply(self, plan: PollPlan, owner: str) -> bool:
-        held = self.f.get(k.lease_key(plan.url))
-        if held is None or held["owner"] != owner or self.rows.feed(plan.url) is None:
+        found = self.f.get_many([k.lease_key(plan.url), k.feed_key(plan.url)])
+        held, stored = found.get(k.lease_key(plan.url)), found.get(k.feed_key(plan.url))
+        if held is None or held["owner"] != owner or stored is None:
             return False
         self.f.delete(k.lease_key(plan.url))
         url = plan.url
@@ -109,7 +114,10 @@ class SqliteStore(Store):
             if self.f.first_key(k.fsub_prefix(url)) is None:
                 self.rows.delete_feed(url)
             return True
-        self.rows.put_feed(plan.feed)
+        if url == plan.url == plan.feed.url:  # the stored record is still the one read
+            self.rows.put_feed(plan.feed, old=codec.feed_from_dict(stored))
+        else:
+            self.rows.put_feed(plan.feed)
         url = plan.feed.url
         prefix = k.seen_prefix(url)
         for key in dict.fromkeys(plan.seen):
@@ -180,7 +188,7 @@ class SqliteStore(Store):
                 if sample is not None:
                     self.box.queue(sub.feed_url, [chat.id], now, entry=sample)
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
         return stored
 
@@ -300,7 +308,7 @@ class SqliteStore(Store):
             with self.f.transaction("queueing deliveries"):
                 return self.box.queue(feed_url, chat_ids, now, entry=entry)
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
 
     async def pending(self) -> list[Delivery]:

@@ -42,8 +42,11 @@ class Rows:
         d = self.f.get(k.feed_key(url))
         return None if d is None else codec.feed_from_dict(d)
 
-    def put_feed(self, feed: Feed) -> None:
-        old = self.feed(feed.url)
+    def put_feed(self, feed: Feed, old: Feed | None = None) -> None:
+        """Write the feed and its due row; ``old``, the record stored now
+        (read here when not given), says which due row to replace."""
+        if old is None:
+            old = self.feed(feed.url)
         if old is not None:
             self.f.delete(k.due_key(old.next_poll, old.url))
         self.f.put(k.feed_key(feed.url), codec.feed_to_dict(feed))
@@ -116,10 +119,7 @@ class Rows:
     def subscribers(self, url: str) -> tuple[list[Subscription], bool]:
         """The feed's subscriptions whose chat is active (or unknown), and
         whether anyone follows it at all."""
-        subs = self.feed_subs(url)
-        chats = self.f.get_many(k.chat_key(s.chat_id) for s in subs)
-        active = [s for s in subs if chats.get(k.chat_key(s.chat_id), {}).get("active", True)]
-        return active, bool(subs)
+        return self.subscribers_of([url])[url]
 
     def chat(self, chat_id: int) -> Chat | None:
         d = self.f.get(k.chat_key(chat_id))
@@ -127,3 +127,21 @@ class Rows:
 
     def put_chat(self, chat: Chat) -> None:
         self.f.put(k.chat_key(chat.id), codec.chat_to_dict(chat))
+
+    def subscribers_of(self, urls: Sequence[str]) -> dict[str, tuple[list[Subscription], bool]]:
+        """``subscribers`` of many feeds, in a few statements."""
+        chats_of = {url: [c for _, c in self.f.scan(k.fsub_prefix(url))] for url in urls}
+        subs = self.f.get_many(k.sub_key(c, url) for url, cs in chats_of.items() for c in cs)
+        all_chats = {c for cs in chats_of.values() for c in cs}
+        chats = self.f.get_many(k.chat_key(c) for c in all_chats)
+        out: dict[str, tuple[list[Subscription], bool]] = {}
+        for url, cs in chats_of.items():
+            mine = [
+                codec.subscription_from_dict(d)
+                for c in cs
+                if (d := subs.get(k.sub_key(c, url))) is not None
+            ]
+            mine.sort(key=lambda s: (s.seq, s.chat_id))
+            active = [s for s in mine if chats.get(k.chat_key(s.chat_id), {}).get("active", True)]
+            out[url] = (active, bool(mine))
+        return out

@@ -140,8 +140,18 @@ class PostgresStore(PgCommands):
             await move_feed(conn, plan.url, plan.moved_to)
             url = plan.moved_to
         if plan.feed is None:
-            await conn.execute("DELETE FROM feeds WHERE url = $1", url)
-            await conn.execute("DELETE FROM seen WHERE feed_url = $1", url)
+            # Nobody followed it when claimed; if a chat has subscribed since,
+            # keep the feed (just released), and its next poll plans again.
+            followed = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE feed_url = $1)", url
+            )
+            if followed:
+                await conn.execute(
+                    "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE url = $1", url
+                )
+            else:
+                await conn.execute("DELETE FROM feeds WHERE url = $1", url)
+                await conn.execute("DELETE FROM seen WHERE feed_url = $1", url)
             return True
         feed = plan.feed
         await conn.execute(

@@ -338,3 +338,29 @@ async def test_a_database_newer_than_this_feedbot_is_refused(url: str) -> None:
         await conn.close()
     with pytest.raises(StoreError, match=f"schema version {LATEST + 1}, newer"):
         await PostgresStore(url).open()
+
+
+async def test_the_store_carries_on_after_its_connections_are_cut(url: str) -> None:
+    """A database restart or a pooler dropping sessions: at most the calls
+    in flight fail (a one-line StoreError); the next ones reconnect."""
+    async with PostgresStore(url) as store:
+        [feed_url] = await add_feeds(store, 1)
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        for _ in range(3):
+            try:
+                feed = await store.get_feed(feed_url)
+                break
+            except StoreError as exc:
+                assert "\n" not in str(exc)
+        else:
+            pytest.fail("the store did not reconnect")
+        assert feed is not None and feed.url == feed_url
+        assert len(await store.claim_due_feeds("o", 100.0, 10, 30.0)) == 1

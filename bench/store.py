@@ -3,7 +3,7 @@
     python -m bench.store                     # 100,000 feeds, 1 process then 2
     python -m bench.store --feeds 20000 --batch 200
 
-A fresh database (testkit.postgres: the loopback server, created and dropped
+A fresh database (on testkit.postgres.SERVER, the loopback server; created and dropped
 here) is filled in bulk with ``--feeds`` feeds, one subscriber each (1,000
 chats), and 5 seen keys per feed. Then every feed is made due and polled
 once, without network: workers claim batches (``claim_due_feeds``, a lease
@@ -14,7 +14,9 @@ per batch) as the poller would after its fetch:
 * 10% have 2 new entries: seen keys marked, old ones pruned, each entry
   queued for the feed's subscriber.
 
-The pass runs once with one worker process and once with two worker
+A pass stops early after ``--seconds`` (20), so that the default run stays
+near a minute on a busy machine; the rate is over the feeds it did. The pass
+runs once with one worker process and once with two worker
 processes (OS processes, each its own store and pool, started together) on
 the same database, the schedule reset in between. It prints feeds per second,
 database time per feed (time spent awaiting the store, per feed claimed and
@@ -83,14 +85,16 @@ def plan_for(claim: Claim, now: float) -> PollPlan:
     )
 
 
-async def _work(url: str, owner: str, batch: int, barrier: Barrier | None) -> WorkerResult:
+async def _work(
+    url: str, owner: str, batch: int, seconds: float, barrier: Barrier | None
+) -> WorkerResult:
     async with PostgresStore(url) as store:
         if barrier is not None:
             barrier.wait()
         feeds = new = 0
         db = claim = 0.0
         start = time.perf_counter()
-        while True:
+        while time.perf_counter() - start < seconds:
             t0 = time.perf_counter()
             claims = await store.claim_due_feeds(owner, NOW, batch, LEASE)
             claim += time.perf_counter() - t0
@@ -106,8 +110,10 @@ async def _work(url: str, owner: str, batch: int, barrier: Barrier | None) -> Wo
         return WorkerResult(feeds, new, time.perf_counter() - start, db + claim, claim)
 
 
-def _worker(url: str, owner: str, batch: int, barrier: Barrier, out: multiprocessing.Queue) -> None:
-    out.put(asyncio.run(_work(url, owner, batch, barrier)))
+def _worker(
+    url: str, owner: str, batch: int, seconds: float, barrier: Barrier, out: multiprocessing.Queue
+) -> None:
+    out.put(asyncio.run(_work(url, owner, batch, seconds, barrier)))
 
 
 async def fill(url: str, feeds: int) -> None:
@@ -140,7 +146,7 @@ async def fill(url: str, feeds: int) -> None:
             feeds,
             SEEN_PER_FEED,
         )
-        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("ANALYZE")
     finally:
         await conn.close()
 
@@ -156,12 +162,12 @@ async def reset(url: str) -> None:
         await conn.close()
 
 
-def run_pass(url: str, processes: int, batch: int) -> list[WorkerResult]:
+def run_pass(url: str, processes: int, batch: int, seconds: float) -> list[WorkerResult]:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes)
     out: multiprocessing.Queue = ctx.Queue()
     workers = [
-        ctx.Process(target=_worker, args=(url, f"bench-{i}", batch, barrier, out))
+        ctx.Process(target=_worker, args=(url, f"bench-{i}", batch, seconds, barrier, out))
         for i in range(processes)
     ]
     for w in workers:
@@ -218,13 +224,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.store", description=summary)
     parser.add_argument("--feeds", type=int, default=100_000, help="feeds (default 100,000)")
     parser.add_argument("--batch", type=int, default=500, help="claim size (default 500)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="stop a pass after this long even if feeds are left (default 20)",
+    )
     args = parser.parse_args(argv)
 
     url = asyncio.run(_setup(args.feeds))
     try:
-        one = report("1 process ", run_pass(url, 1, args.batch))
+        one = report("1 process ", run_pass(url, 1, args.batch, args.seconds))
         asyncio.run(reset(url))
-        two = report("2 processes", run_pass(url, 2, args.batch))
+        two = report("2 processes", run_pass(url, 2, args.batch, args.seconds))
         print(f"2 processes / 1 process: {two / one:.2f}x")
     finally:
         name = url.rsplit("/", 1)[1]

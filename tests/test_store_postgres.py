@@ -296,3 +296,71 @@ async def test_nul_and_lone_surrogates_round_trip(url: str) -> None:
         assert d1.entry == entry and d2.notice == notice
         [d3] = await store.enqueue(f, entry, [5], 11.0)
         assert (await store.pending())[-1].entry == entry == d3.entry
+
+
+async def test_joining_as_the_last_subscriber_leaves_never_strands_a_subscription(
+    url: str,
+) -> None:
+    """Two processes: chat 1 leaves the feed (its last subscriber) while chat
+    2 subscribes to it as to a feed that exists. Either the feed stays, or the
+    subscribe fails and says so; never a subscription to a feed that is gone
+    (nobody would ever poll it)."""
+    async with PostgresStore(url) as a, PostgresStore(url) as b:
+        f = "http://race.test/feed"
+        await a.subscribe(Chat(1, ChatKind.PRIVATE), Subscription(1, f, 1.0), new_feed=Feed(f))
+        gate = await asyncpg.connect(url)
+        try:
+            # Hold the feed row so both calls queue behind it: leaving first.
+            tx = gate.transaction()
+            await tx.start()
+            await gate.execute("SELECT 1 FROM feeds WHERE url = $1 FOR UPDATE", f)
+            leaving = asyncio.create_task(a.unsubscribe(1, f))
+            await asyncio.sleep(0.3)
+            joining = asyncio.create_task(b.subscribe(Chat(2, ChatKind.PRIVATE),
+                                                      Subscription(2, f, 2.0)))  # fmt: skip
+            await asyncio.sleep(0.3)
+            await tx.rollback()
+        finally:
+            await gate.close()
+        assert await leaving is True
+        with pytest.raises(StoreError, match="removed meanwhile"):
+            await joining
+        assert await b.get_feed(f) is None
+        assert await b.get_subscription(2, f) is None
+
+
+async def test_a_database_newer_than_this_feedbot_is_refused(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST + 1)
+    finally:
+        await conn.close()
+    with pytest.raises(StoreError, match=f"schema version {LATEST + 1}, newer"):
+        await PostgresStore(url).open()
+
+
+async def test_the_store_carries_on_after_its_connections_are_cut(url: str) -> None:
+    """A database restart or a pooler dropping sessions: at most the calls
+    in flight fail (a one-line StoreError); the next ones reconnect."""
+    async with PostgresStore(url) as store:
+        [feed_url] = await add_feeds(store, 1)
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        for _ in range(3):
+            try:
+                feed = await store.get_feed(feed_url)
+                break
+            except StoreError as exc:
+                assert "\n" not in str(exc)
+        else:
+            pytest.fail("the store did not reconnect")
+        assert feed is not None and feed.url == feed_url
+        assert len(await store.claim_due_feeds("o", 100.0, 10, 30.0)) == 1

@@ -13,9 +13,7 @@ from typing import Any
 import asyncpg
 
 from bot.store.base import Store, StoreError
-from bot.store.pg_queries import (
-    close_quietly,
-)
+from bot.store.pg_queries import close_quietly
 from bot.store.pg_schema import LOCK_SENDER, LOCK_SPACE, migrate, one_line, password_of, redact
 
 log = logging.getLogger("bot.store.postgres")
@@ -30,14 +28,13 @@ async def _init_connection(conn: Any) -> None:
 class PgBase(Store):
     """Connections and lifecycle; the methods of the work are in the subclasses."""
 
-    """:class:`Store` on the PostgreSQL database at ``url``."""
-
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url = url
         self._pool_size = pool_size
         self._pool: Any = None
+        #: The connection holding the sender lock, outside the pool.
         self._sender: Any = None
-        self._sender_lock = asyncio.Lock()  # the connection holding the sender lock
+        self._sender_lock = asyncio.Lock()
         self._secret = password_of(url)
 
     def _error(self, exc: BaseException) -> StoreError:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from bot.models import Chat, ChatKind, Entry, Feed, Subscription
 from bot.store import codec
+from bot.store.base import StoreError
 from bot.store.pg_outbox import PgOutbox
 from bot.store.pg_queries import (
     drop_deliveries,
@@ -39,6 +40,16 @@ class PgCommands(PgOutbox):
         now: float = 0.0,
     ) -> Subscription | None:
         async with self._tx() as conn:
+            # The feed row first, as unsubscribe does: a subscriber joining
+            # while the last one leaves either keeps the feed or sees it gone.
+            exists = await conn.fetchval(
+                "SELECT true FROM feeds WHERE url = $1 FOR UPDATE", sub.feed_url
+            )
+            if not exists and new_feed is None:
+                raise StoreError(
+                    f"cannot subscribe to {sub.feed_url}: the feed was removed meanwhile; "
+                    "subscribe again"
+                )
             seq = await conn.fetchval(
                 """INSERT INTO subscriptions (chat_id, feed_url, created, style)
                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING seq""",

@@ -2,8 +2,8 @@
 
 The driver is **asyncpg**, not psycopg 3: it speaks PostgreSQL's binary
 protocol directly (no libpq), prepares and caches every statement by itself,
-decodes rows several times faster than psycopg's async mode in published
-benchmarks, and has been the mature asyncio driver for years; its pool is
+decodes rows several times faster than psycopg's async mode in asyncpg's
+published benchmarks, and has been the mature asyncio driver for years; its pool is
 built in. What psycopg 3 offers beyond it (sync and async from one API,
 server-side cursors for huge reads) feedbot does not need.
 
@@ -18,6 +18,12 @@ blanked out.
 The sender role is a session-level advisory lock held on one connection kept
 for it outside the pool: when the process dies, PostgreSQL ends the session
 and the lock goes with it.
+
+The class is built in layers, one module each: pg_base (pool, transactions,
+migrations at open, the sender lock), pg_outbox, pg_commands (subscriptions
+and chats), and here the schedule (claim, record). pg_batch records many poll
+plans in a few statements; pg_queries holds the statements the layers share;
+pg_rows converts rows; pg_schema applies the migrations and redacts secrets.
 """
 
 from __future__ import annotations
@@ -134,8 +140,18 @@ class PostgresStore(PgCommands):
             await move_feed(conn, plan.url, plan.moved_to)
             url = plan.moved_to
         if plan.feed is None:
-            await conn.execute("DELETE FROM feeds WHERE url = $1", url)
-            await conn.execute("DELETE FROM seen WHERE feed_url = $1", url)
+            # Nobody followed it when claimed; if a chat has subscribed since,
+            # keep the feed (just released), and its next poll plans again.
+            followed = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE feed_url = $1)", url
+            )
+            if followed:
+                await conn.execute(
+                    "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE url = $1", url
+                )
+            else:
+                await conn.execute("DELETE FROM feeds WHERE url = $1", url)
+                await conn.execute("DELETE FROM seen WHERE feed_url = $1", url)
             return True
         feed = plan.feed
         await conn.execute(

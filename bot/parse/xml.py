@@ -15,6 +15,7 @@ import feedparser
 from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
 
 from bot.models import Entry, ParsedFeed
+from bot.parse import guard
 from bot.parse.common import (
     LOOKS_LIKE_HTML,
     MediaList,
@@ -33,6 +34,10 @@ from bot.parse.common import (
 )
 
 _BENIGN_BOZO = (NonXMLContentType, CharacterEncodingOverride)
+
+# The entity check and character-reference repair, inside feedparser too
+# (on the text it decoded, before its strict and its loose parser).
+guard.install()
 
 # feedparser asks xml.sax for these drivers first; ours is expat with text
 # buffering (see bot/parse/expat.py).
@@ -339,6 +344,7 @@ def _ttl(feed: Mapping[str, Any]) -> float | None:
 
 
 def parse_xml_feed(body: bytes, base: str, content_type: str | None, now: datetime) -> ParsedFeed:
+    body = guard.screen_dtd(body)
     prepared, told = _prepare_xml(body, content_type)
     result = _feedparser(prepared, told, base)
 

@@ -45,7 +45,8 @@ HOSTILE_DTDS = {
     "quadratic": quadratic_blowup(),
     "laughs": billion_laughs(),
     "xxe-file": _rss(
-        "<item><title>&x;</title></item>", '<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "<item><title>&x;</title></item>",
+        '<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
     ),
     "xxe-http": _rss(
         "<item><title>&x;</title></item>",

@@ -132,4 +132,4 @@ def _guarded_replace_doctype(data: bytes) -> Any:
 
 def install() -> None:
     """Put the check into feedparser (idempotent)."""
-    feedparser.api.replace_doctype = _guarded_replace_doctype  # type: ignore[attr-defined]
+    feedparser.api.replace_doctype = _guarded_replace_doctype

@@ -15,7 +15,7 @@ import feedparser
 from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
 
 from bot.models import Entry, ParsedFeed
-from bot.parse import guard
+from bot.parse import guard, tuning
 from bot.parse.common import (
     LOOKS_LIKE_HTML,
     MediaList,
@@ -38,6 +38,7 @@ _BENIGN_BOZO = (NonXMLContentType, CharacterEncodingOverride)
 # The entity check and character-reference repair, inside feedparser too
 # (on the text it decoded, before its strict and its loose parser).
 guard.install()
+tuning.install()
 
 # feedparser asks xml.sax for these drivers first; ours is expat with text
 # buffering (see bot/parse/expat.py).

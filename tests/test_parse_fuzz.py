@@ -4,6 +4,7 @@ every message is one Telegram accepts, carrying no markup the feed injected."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape, quoteattr
@@ -16,7 +17,11 @@ from bot.render import render_entry, render_text_only
 from testkit.telegram_html import check_message, parse_telegram_html
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("FEEDBOT_FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 HOSTILE = st.sampled_from(
     [

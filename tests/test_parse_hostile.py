@@ -160,10 +160,20 @@ def test_any_parser_exception_becomes_a_parse_error(monkeypatch):
     def broken(*args, **kwargs):
         raise OverflowError("a bug in a parser")
 
+    monkeypatch.setattr(parse_xml, "FAST_PATH", False)
     monkeypatch.setattr(parse_xml.feedparser, "parse", broken)
     with pytest.raises(ParseError) as info:
         _parse(_rss("<item><title>t</title></item>"))
     assert isinstance(info.value.__cause__, OverflowError)
+
+
+def test_a_fast_parser_exception_also_becomes_a_parse_error(monkeypatch):
+    def broken(*args, **kwargs):
+        raise UnicodeEncodeError("utf-8", "x", 0, 1, "a bug in a parser")
+
+    monkeypatch.setattr(parse_xml.fast, "read", broken)
+    with pytest.raises(ParseError):
+        _parse(_rss("<item><title>t</title></item>"))
 
 
 # ------------------------------------------------------------------------ caps

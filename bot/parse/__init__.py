@@ -1,5 +1,9 @@
 """Bytes → :class:`~bot.models.ParsedFeed`. Pure: no I/O, no clock but ``now``.
 
+Well-formed UTF-8 RSS 2.0 and Atom go through feedparser-rs when
+bot/parse/fast.py is sure it reads them as feedparser would (a tenth of the
+CPU); everything else, and whatever it is unsure of, through feedparser.
+
 RSS 0.9x/1.0/2.0 and Atom go through feedparser (with ``sanitize_html=False``
 and ``resolve_relative_uris=False``: the renderer sanitises and resolves the
 HTML once, against ``Entry.base_url``). JSON Feed 1.0/1.1 is read here, since

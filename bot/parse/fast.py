@@ -33,6 +33,7 @@ _VERSIONS = frozenset({"rss20", "atom10"})
 #: What the adapter does not map the way feedparser does: documents using
 #: these go to feedparser whole.
 _UNSURE = re.compile(
+    rb"<rdf:RDF|<rss[^>]*version=[\"']0\.9|"
     rb"xml:base|<!DOCTYPE|<!ENTITY|type=[\"']xhtml|application/xhtml\+xml|<xhtml:|"
     rb"mode=[\"']base64|<dc:date|<media:group|<itunes:|<\w+:title|<(?!atom:link)\w+:link"
 )

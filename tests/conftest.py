@@ -71,3 +71,22 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 @pytest.fixture
 async def store(backend: Factory) -> Store:
     return await backend()
+
+
+#: Suites whose every XML document is parsed both by feedparser-rs and by
+#: feedparser, the two answers compared (tests/differential.py).
+_DIFFERENTIAL = {
+    "tests.test_parse",
+    "tests.test_parse_hostile",
+    "tests.test_parse_fuzz",
+    "tests.test_corpus",
+}
+
+
+@pytest.fixture(autouse=True)
+def _both_parsers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.module.__name__ in _DIFFERENTIAL:
+        import bot.parse
+        from tests.differential import checked_parse_xml_feed
+
+        monkeypatch.setattr(bot.parse, "parse_xml_feed", checked_parse_xml_feed)

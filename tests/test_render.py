@@ -186,8 +186,9 @@ def test_url_cleaning():
 def test_images_become_links_unless_sent_as_media():
     html = '<p>a<img src="/i.png" alt="Chart"></p><p><a href="/big.png"><img src="/s.png"></a></p>'
     out = serialize(convert(html, "https://e.com/"))
+    # The picture's link on a line of its own, not glued to the words (issue 8).
     assert out == (
-        'a<a href="https://e.com/i.png">🖼 Chart</a>\n\n<a href="https://e.com/big.png">🖼</a>'
+        'a\n<a href="https://e.com/i.png">🖼 Chart</a>\n\n<a href="https://e.com/big.png">🖼</a>'
     )
     skipped = serialize(convert(html, "https://e.com/", frozenset({"https://e.com/i.png"})))
     assert "i.png" not in skipped
@@ -627,3 +628,11 @@ def test_runs_serialise_with_marks():
     out = serialize([Run("x", (b,)), Run("y", (b, a)), Run("<z>", ())])
     assert out == '<b>x<a href="https://e.com/?a=1&amp;b=2">y</a></b>&lt;z&gt;'
     check_message(out)
+
+
+def test_absurd_nesting_is_flattened_not_a_recursion_error():
+    # 50,000 levels: the converter keeps the text and ignores structure past
+    # its depth cap, in linear time.
+    html = "<div><b><i>" * 50_000 + "deep text" + "</i></b></div>" * 50_000 + "<p>after</p>"
+    out = plain(convert(html, "https://e.com/"))
+    assert "deep text" in out and "after" in out

@@ -36,6 +36,21 @@ def _voa() -> Entry:
     )
 
 
+def _voa_photo() -> Entry:
+    # The same item with a photo first, as feedx.net often gives it; rendered
+    # as text (Telegram refused the photo), the picture's link gets its own line.
+    entry = _voa()
+    photo = '<img src="https://gdb.voanews.com/01000000-0aff-0242-e5a7-08d9d4f4a8d3_w800.jpg">'
+    return Entry(
+        id=entry.id,
+        title=entry.title,
+        link=entry.link,
+        html=photo + entry.html,
+        base_url=entry.base_url,
+        categories=entry.categories,
+    )
+
+
 def _atom_xhtml() -> Entry:
     html = (
         '<div xmlns="http://www.w3.org/1999/xhtml">'
@@ -177,6 +192,7 @@ CASES = {
     "long-article": (_long_article, "Example Blog", Style(summary="full")),
     "long-article-short": (_long_article, "Example Blog", Style()),
     "voa-text-only": (_voa, "美国之音中文网", None),
+    "voa-photo-text-only": (_voa_photo, "美国之音中文网", None),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -18,6 +18,11 @@ from bot.models import Entry, Media, MediaKind
 
 #: Dates further ahead than this are treated as absent (broken clocks, typos).
 FUTURE_SLACK = timedelta(days=2)
+
+#: Caps on what one entry may carry into rendering (a message shows at most
+#: 4,096 characters; the renderer need not wade through megabytes for them).
+TITLE_MAX = 1_000
+BODY_MAX = 200_000
 
 _HTML_TYPES = {"text/html", "application/xhtml+xml", "html", "xhtml"}
 
@@ -311,7 +316,10 @@ def build_entry(
     updated: datetime | None,
     media: MediaList,
 ) -> Entry:
-    """An Entry, its id derived from what the feed gave (see identity.entry_id)."""
+    """An Entry, its id derived from what the feed gave (see identity.entry_id);
+    title and body cut to TITLE_MAX and BODY_MAX characters."""
+    title = title[:TITLE_MAX]
+    html = html[:BODY_MAX]
     return Entry(
         id=entry_id(guid=guid, link=link, title=title, published=published, html=html),
         title=title,
@@ -324,3 +332,15 @@ def build_entry(
         updated=updated,
         media=tuple(media.items),
     )
+
+
+def newest(entries: Sequence[Entry], n: int) -> tuple[Entry, ...]:
+    """The ``n`` newest entries, in document order. By date when every entry
+    has one; otherwise the first ``n`` (feeds list their newest first)."""
+    if len(entries) <= n:
+        return tuple(entries)
+    dates = [e.published or e.updated for e in entries]
+    if any(d is None for d in dates):
+        return tuple(entries[:n])
+    ranked = sorted(range(len(entries)), key=lambda i: dates[i], reverse=True)[:n]  # type: ignore[arg-type,return-value]
+    return tuple(entries[i] for i in sorted(ranked))

@@ -395,7 +395,11 @@ class _Converter(HTMLParser):
             # The image is the content of a link: show something to click.
             self.emit(alt[:60] or "🖼", label=not alt)
             return
+        # A line of its own, as a picture would be: glued to the text it
+        # reads as part of the first sentence ("🖼 image总是有很多…").
+        self.brk(1)
         self.emit("🖼 " + (alt[:60] or "image"), (*self.marks(), Mark("a", href=src)), label=True)
+        self.brk(1)
 
     def _implied_end(self, tag: str) -> None:
         """HTML closes an open <p> or <li> when the next one starts."""

@@ -70,13 +70,13 @@ def _conditional(etag: str | None, modified: str | None) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def httpx_client(n: int):  # type: ignore[no-untyped-def]
+async def httpx_client(n: int):
     import httpx
 
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with httpx.AsyncClient(limits=limits, trust_env=False, http2=False) as client:
 
-        async def fetch(url: str, etag: str | None, modified: str | None):  # type: ignore[no-untyped-def]
+        async def fetch(url: str, etag: str | None, modified: str | None):
             async with client.stream("GET", url, headers=_conditional(etag, modified)) as r:
                 body = await r.aread()
                 hashlib.sha256(body).hexdigest()
@@ -86,14 +86,14 @@ async def httpx_client(n: int):  # type: ignore[no-untyped-def]
 
 
 @contextlib.asynccontextmanager
-async def httpx_aiohttp_client(n: int):  # type: ignore[no-untyped-def]
+async def httpx_aiohttp_client(n: int):
     import httpx
     from httpx_aiohttp import HttpxAiohttpClient
 
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with HttpxAiohttpClient(limits=limits, trust_env=False) as client:
 
-        async def fetch(url: str, etag: str | None, modified: str | None):  # type: ignore[no-untyped-def]
+        async def fetch(url: str, etag: str | None, modified: str | None):
             r = await client.get(url, headers=_conditional(etag, modified))
             hashlib.sha256(r.content).hexdigest()
             return r.status_code, r.headers.get("etag"), r.headers.get("last-modified")
@@ -102,13 +102,13 @@ async def httpx_aiohttp_client(n: int):  # type: ignore[no-untyped-def]
 
 
 @contextlib.asynccontextmanager
-async def aiohttp_client(n: int):  # type: ignore[no-untyped-def]
+async def aiohttp_client(n: int):
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=n)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def fetch(url: str, etag: str | None, modified: str | None):  # type: ignore[no-untyped-def]
+        async def fetch(url: str, etag: str | None, modified: str | None):
             async with session.get(url, headers=_conditional(etag, modified)) as r:
                 body = await r.read()
                 hashlib.sha256(body).hexdigest()
@@ -118,12 +118,12 @@ async def aiohttp_client(n: int):  # type: ignore[no-untyped-def]
 
 
 @contextlib.asynccontextmanager
-async def feedbot_fetcher(n: int):  # type: ignore[no-untyped-def]
+async def feedbot_fetcher(n: int):
     from bot.fetch import Fetcher
 
     async with Fetcher(allow_private=True, concurrency=n) as fetcher:
 
-        async def fetch(url: str, etag: str | None, modified: str | None):  # type: ignore[no-untyped-def]
+        async def fetch(url: str, etag: str | None, modified: str | None):
             result = await fetcher.fetch(url, etag=etag, last_modified=modified)
             return result.status, result.etag, result.last_modified
 

@@ -263,7 +263,9 @@ async def test_undecodable_body_is_a_fetch_error(fetcher, encoding):
         return web.Response(body=b"not compressed at all", headers={"Content-Encoding": encoding})
 
     async with raw_server(handler) as base:
-        with pytest.raises(FetchError, match=r"^The server 127\.0\.0\.1 sent a body that could not"):
+        with pytest.raises(
+            FetchError, match=r"^The server 127\.0\.0\.1 sent a body that could not"
+        ):
             await fetcher.fetch(base + "/feed")
 
 

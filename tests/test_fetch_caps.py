@@ -68,23 +68,29 @@ async def test_decompression_bomb_refused_at_the_cap(encoding):
     # 60 MB of zeros compress to well under the cap; decoded they are 12x it.
     bomb = ENCODERS[encoding](b"\0" * 60_000_000)
     assert len(bomb) < 5_000_000
-    async with raw_server(_answer(bomb, encoding, chunked=True)) as base:
-        async with Fetcher(allow_private=True) as fetcher:
-            with pytest.raises(FetchError) as info:
-                await fetcher.fetch(base + "/bomb")
+    async with (
+        raw_server(_answer(bomb, encoding, chunked=True)) as base,
+        Fetcher(allow_private=True) as fetcher,
+    ):
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(base + "/bomb")
     assert str(info.value) == "The feed is larger than 5 MB."
 
 
 async def test_default_cap_is_5_mb_while_streaming():
     body = b"<rss>" + b"a" * 5_000_001 + b"</rss>"
-    async with raw_server(_answer(body, None, chunked=True)) as base:
-        async with Fetcher(allow_private=True) as fetcher:
-            with pytest.raises(FetchError, match=r"^The feed is larger than 5 MB\.$"):
-                await fetcher.fetch(base + "/big")
-            small = b"<rss>" + b"a" * 4_000_000 + b"</rss>"
-    async with raw_server(_answer(small, None, chunked=True)) as base:
-        async with Fetcher(allow_private=True) as fetcher:
-            assert (await fetcher.fetch(base + "/ok")).body == small
+    small = b"<rss>" + b"a" * 4_000_000 + b"</rss>"
+    async with (
+        raw_server(_answer(body, None, chunked=True)) as base,
+        Fetcher(allow_private=True) as fetcher,
+    ):
+        with pytest.raises(FetchError, match=r"^The feed is larger than 5 MB\.$"):
+            await fetcher.fetch(base + "/big")
+    async with (
+        raw_server(_answer(small, None, chunked=True)) as base,
+        Fetcher(allow_private=True) as fetcher,
+    ):
+        assert (await fetcher.fetch(base + "/ok")).body == small
 
 
 async def test_truncated_compressed_body_is_a_fetch_error():

@@ -19,6 +19,7 @@ from bot.urls import (
     strip_tracking,
 )
 
+
 @pytest.mark.parametrize(
     ("address", "public"),
     [
@@ -113,8 +114,6 @@ def test_normalize_url_rejects(text, message):
     assert str(info.value).endswith(".")
 
 
-
-
 @pytest.mark.parametrize(
     ("host", "numeric"),
     [
@@ -152,9 +151,15 @@ def test_ascii_host_is_idna_2008_like_the_http_client():
         ("https://e.com/a?utm_source=x&utm_medium=y", "https://e.com/a"),
         ("https://e.com/a?id=3&utm_campaign=z&page=2", "https://e.com/a?id=3&page=2"),
         ("https://e.com/a?fbclid=1&gclid=2&b=%20&dclid=3&msclkid=4", "https://e.com/a?b=%20"),
-        ("https://www.heise.de/news/x.html?wt_mc=rss.red.ho.ho.atom.beitrag", "https://www.heise.de/news/x.html"),
+        (
+            "https://www.heise.de/news/x.html?wt_mc=rss.red.ho.ho.atom.beitrag",
+            "https://www.heise.de/news/x.html",
+        ),
         ("https://e.com/a?UTM_Source=x&q=1#top", "https://e.com/a?q=1#top"),
-        ("https://e.com/a?mc_cid=1&mc_eid=2&yclid=3&igshid=4&_hsenc=5&_hsmi=6&wt_zmc=7", "https://e.com/a"),
+        (
+            "https://e.com/a?mc_cid=1&mc_eid=2&yclid=3&igshid=4&_hsenc=5&_hsmi=6&wt_zmc=7",
+            "https://e.com/a",
+        ),
         ("https://e.com/a?utm=1&xutm_source=2", "https://e.com/a?utm=1&xutm_source=2"),
         ("https://e.com/a?b=2&a=1", "https://e.com/a?b=2&a=1"),
         ("https://e.com/a", "https://e.com/a"),
@@ -173,9 +178,7 @@ _tracking = st.one_of(
 
 
 @given(
-    params=st.lists(
-        st.tuples(st.one_of(_names, _tracking), _values, st.booleans()), max_size=8
-    ),
+    params=st.lists(st.tuples(st.one_of(_names, _tracking), _values, st.booleans()), max_size=8),
     fragment=st.sampled_from(["", "#x"]),
 )
 def test_strip_tracking_properties(params, fragment):

@@ -21,13 +21,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
-import socket
-import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
-from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -42,6 +39,8 @@ from bot.address_guard import (
     system_resolve,
 )
 from bot.decompress import Capped, TooLarge, UndecodableBody, decoder_for
+from bot.fetch_errors import FetchError, host_of, size_text, transport_error
+from bot.fetch_errors import reason as status_reason
 from bot.identity import body_hash
 from bot.urls import InvalidURL, normalize_url
 
@@ -82,26 +81,6 @@ class FetchResult:
     body_hash: str | None
 
 
-class FetchError(Exception):
-    """A fetch failed. ``str(e)`` is one user-facing sentence."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        gone: bool = False,
-    ) -> None:
-        super().__init__(message)
-        #: HTTP status if the server answered.
-        self.status = status
-        #: Seconds to wait, from Retry-After (delta or HTTP-date).
-        self.retry_after = retry_after
-        #: The server answered 410 Gone.
-        self.gone = gone
-
-
 # -------------------------------------------------------------------- headers
 
 
@@ -127,72 +106,6 @@ def _max_age(value: str | None) -> float | None:
         return None
     match = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value, re.I)
     return float(match.group(1)) if match else None
-
-
-def _reason(status: int, phrase: str) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return phrase.strip() or "Error"
-
-
-def _size(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000} MB"
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.1f} MB"
-    if n >= 1000:
-        return f"{n // 1000} KB"
-    return f"{n} bytes"
-
-
-def _host_of(url: str) -> str:
-    try:
-        return urlsplit(url).hostname or url
-    except ValueError:
-        return url
-
-
-def _cause_chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    if isinstance(exc, aiohttp.ClientConnectorError) and id(exc.os_error) not in seen:
-        chain.append(exc.os_error)
-    return chain
-
-
-def _transport_error(exc: BaseException, url: str) -> FetchError:
-    """One sentence for a failed connection or a broken answer."""
-    host = _host_of(url)
-    chain = _cause_chain(exc)
-    for e in chain:
-        if isinstance(e, RefusedAddress):
-            return FetchError(str(e))
-    if any(isinstance(e, socket.gaierror) for e in chain):
-        return FetchError(f"Could not find the server {host} (DNS lookup failed).")
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return FetchError(f"Could not connect to {host}: connection refused.")
-    if any(
-        isinstance(e, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError)
-        for e in chain
-    ):
-        return FetchError(f"Could not connect to {host}: its TLS certificate is not valid.")
-    if any(isinstance(e, ssl.SSLError | aiohttp.ClientSSLError) for e in chain):
-        return FetchError(f"Could not connect to {host}: the TLS handshake failed.")
-    if any(isinstance(e, ConnectionResetError) for e in chain):
-        return FetchError(f"The connection to {host} was reset.")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return FetchError(f"Could not connect to {host}.")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return FetchError(f"The server {host} closed the connection without an answer.")
-    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
-        return FetchError(f"The server {host} sent an invalid HTTP response.")
-    return FetchError(f"The connection to {host} failed.")
 
 
 # --------------------------------------------------------------------- Fetcher
@@ -326,7 +239,7 @@ class Fetcher:
             except (aiohttp.InvalidURL, ValueError):
                 raise FetchError("The address is not a valid URL.") from None
             except (aiohttp.ClientError, OSError) as exc:
-                raise _transport_error(exc, current) from exc
+                raise transport_error(exc, current) from exc
 
             async with response:
                 status = response.status
@@ -375,7 +288,7 @@ class Fetcher:
         status = response.status
         location = response.headers.get("location")
         if not location:
-            reason = _reason(status, response.reason or "")
+            reason = status_reason(status, response.reason or "")
             raise FetchError(
                 f"The server answered {status} {reason} without saying where to.",
                 status=status,
@@ -404,7 +317,7 @@ class Fetcher:
 
     def _status_error(self, response: aiohttp.ClientResponse) -> FetchError:
         status = response.status
-        reason = _reason(status, response.reason or "")
+        reason = status_reason(status, response.reason or "")
         retry = _retry_after(response.headers.get("retry-after"))
         message = f"The server answered {status} {reason}."
         if status == 410:
@@ -412,7 +325,7 @@ class Fetcher:
         return FetchError(message, status=status, retry_after=retry, gone=status == 410)
 
     async def _read_capped(self, response: aiohttp.ClientResponse, url: str) -> bytes:
-        too_big = FetchError(f"The feed is larger than {_size(self.max_bytes)}.")
+        too_big = FetchError(f"The feed is larger than {size_text(self.max_bytes)}.")
         declared = response.headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise too_big  # compressed or not, the body is at least that large
@@ -428,11 +341,11 @@ class Fetcher:
         except TooLarge:
             raise too_big from None
         except UndecodableBody:
-            host = _host_of(url)
+            host = host_of(url)
             raise FetchError(
                 f"The server {host} sent a body that could not be decompressed."
             ) from None
         except TimeoutError:
             raise
         except (aiohttp.ClientError, OSError) as exc:
-            raise _transport_error(exc, url) from exc
+            raise transport_error(exc, url) from exc

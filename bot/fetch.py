@@ -25,11 +25,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 import yarl
-from aiohappyeyeballs import SocketFactoryType
 
 from bot.address_guard import (
     AddressPolicy,
@@ -43,6 +43,9 @@ from bot.fetch_errors import FetchError, host_of, size_text, transport_error
 from bot.fetch_errors import reason as status_reason
 from bot.identity import body_hash
 from bot.urls import InvalidURL, normalize_url
+
+if TYPE_CHECKING:
+    from aiohappyeyeballs import SocketFactoryType  # aiohttp's own dependency
 
 __all__ = ["FetchError", "FetchResult", "Fetcher", "InvalidURL", "normalize_url"]
 

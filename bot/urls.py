@@ -13,6 +13,8 @@ import ipaddress
 import re
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
+import idna
+
 __all__ = [
     "InvalidURL",
     "ascii_host",
@@ -37,12 +39,13 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 
 
 def ascii_host(host: str) -> str:
-    """``host`` as the HTTP client puts it on the wire (IDNA 2008, UTS 46)."""
+    """``host`` as the HTTP client puts it on the wire: yarl's rule (IDNA 2008
+    with UTS 46 mapping, IDNA 2003 only for names IDNA 2008 refuses). The
+    fetcher does not rely on this for safety (its resolver checks the name
+    yarl made), but stored URLs then name the host the client connects to."""
     try:
-        import idna  # httpx depends on it; IDNA 2008 with UTS 46 mapping
-
         return idna.encode(host, uts46=True).decode("ascii")
-    except Exception:
+    except UnicodeError:
         try:
             return host.encode("idna").decode("ascii")
         except UnicodeError as exc:

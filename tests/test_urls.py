@@ -134,11 +134,17 @@ def test_is_numeric_host(host, numeric):
     assert is_numeric_host(host) is numeric
 
 
-def test_ascii_host_is_idna_2008_like_the_http_client():
+@pytest.mark.parametrize(
+    "host", ["faß.example", "FAß.Example", "bücher.example", "xn--fa-hia.example", "☃.example"]
+)
+def test_ascii_host_is_what_the_http_client_connects_to(host):
     import yarl
 
+    assert yarl.URL(f"http://{host}/").raw_host == ascii_host(host).lower()
+
+
+def test_ascii_host_is_idna_2008():
     assert ascii_host("faß.example") == "xn--fa-hia.example"
-    assert yarl.URL("http://faß.example/").raw_host == ascii_host("faß.example")
     assert normalize_url("http://faß.example/x") == "http://xn--fa-hia.example/x"
 
 

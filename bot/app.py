@@ -69,7 +69,9 @@ def build_application(config: Config) -> Application:
     )
     store = open_store(config.store)
     fetcher = Fetcher(
-        timeout=config.poll.timeout, allow_private=config.poll.allow_private_addresses
+        timeout=config.poll.timeout,
+        allow_private=config.poll.allow_private_addresses,
+        allow_hosts=config.poll.allow_hosts,
     )
     deliverer = Deliverer(store, application.bot)
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"

@@ -13,6 +13,7 @@ from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import newest_first
 from bot.models import Style
 from bot.parse import ParseError, parse_feed
+from bot.redact import install
 from bot.render import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
@@ -27,25 +28,14 @@ from bot.subscriptions import apply_setting
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiolimiter")
 
 
-class RedactingFormatter(logging.Formatter):
-    """Never write the bot token to a log: python-telegram-bot puts it in some
-    error messages, and httpx in the URLs it logs."""
-
-    def __init__(self, fmt: str, secret: str) -> None:
-        super().__init__(fmt)
-        self._secret = secret
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return text.replace(self._secret, "<token>") if self._secret else text
-
-
 def setup_logging(verbose: bool, secret: str = "") -> None:
+    """Log to stderr with every secret redacted (bot/redact.py)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secret)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    install([handler], [secret])
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
     )
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     if not verbose:
         for name in NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -15,6 +15,7 @@ file and the key, e.g. ``config.toml: poll.timeout: expected a duration like
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
+
+from bot.urls import ascii_host
 
 DEFAULT_PATH = "config.toml"
 ENV_CONFIG = "FEEDBOT_CONFIG"
@@ -66,6 +69,9 @@ class PollConfig:
     max_interval: float = 3600.0
     #: Quiet feeds are polled less often (up to max_interval).
     adaptive: bool = True
+    #: Hosts (names as the HTTP client writes them, or IP literals) exempt
+    #: from the private-address rule, e.g. ("feeds.internal",).
+    allow_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,26 @@ def _as_user_ids(value: Any) -> frozenset[int]:
     return frozenset(value)
 
 
+def _as_hosts(value: Any) -> tuple[str, ...]:
+    expected = f'expected a list of host names like ["feeds.internal"], got {value!r}'
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(expected)
+    hosts: list[str] = []
+    for raw in value:
+        host = raw.strip().strip("[]").rstrip(".").lower()
+        try:
+            host = ipaddress.ip_address(host).compressed
+        except ValueError:
+            try:
+                host = ascii_host(host).lower()
+            except ValueError:
+                raise ValueError(expected) from None
+            if not host or any(c in host for c in "/:@ ?#"):
+                raise ValueError(expected) from None
+        hosts.append(host)
+    return tuple(dict.fromkeys(hosts))
+
+
 def _as_url(value: Any) -> str:
     if not isinstance(value, str) or not re.match(r"https?://[^/\s]+", value):
         raise ValueError(
@@ -205,6 +231,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "min_interval": (parse_duration, "1m"),
         "timeout": (parse_duration, "20s"),
         "allow_private_addresses": (_as_bool, False),
+        "allow_hosts": (_as_hosts, []),
         "max_interval": (parse_duration, "1h"),
         "adaptive": (_as_bool, True),
     },

@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from bot.models import Entry
+from bot.urls import strip_tracking
 
 __all__ = [
     "body_hash",
@@ -73,10 +74,11 @@ def entry_id(
 
 def _normal_link(link: str) -> str:
     """A link reduced to what identifies the page: no scheme (http and https
-    count as one), no ``www.``, no default port, no fragment, no ``utm_*``
-    parameters, no trailing slash."""
+    count as one), no ``www.``, no default port, no fragment, no tracking
+    parameters (``utm_*``, ``fbclid``, ``wt_mc``, …: :func:`bot.urls.strip_tracking`),
+    no trailing slash."""
     try:
-        parts = urlsplit(link.strip())
+        parts = urlsplit(strip_tracking(link.strip()))
         host = (parts.hostname or "").lower()
         port = parts.port
     except ValueError:
@@ -85,9 +87,6 @@ def _normal_link(link: str) -> str:
     if port is not None and port not in (80, 443):
         host = f"{host}:{port}"
     query = parts.query
-    if "utm_" in query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, v) for k, v in pairs if not k.lower().startswith("utm_")])
     path = parts.path.rstrip("/")
     return urlunsplit(("", host, path, query, ""))
 

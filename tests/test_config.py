@@ -90,14 +90,20 @@ def test_full_file(write) -> None:
         min_interval = 1
         timeout = 2.5
         allow_private_addresses = true
+        allow_hosts = ["Feeds.Internal.", "faß.example", "[::1]", "10.0.0.5"]
         """
     )
     assert load_config(path, {}) == Config(
         TelegramConfig(TOKEN, "http://localhost:8081/bot", frozenset({1001, 1002}), False,
                        frozenset({7})),
         StoreConfig("/var/lib/feedbot/db.sqlite"),
-        PollConfig(5400.0, 1.0, 2.5, True, max_interval=5400.0),
+        PollConfig(5400.0, 1.0, 2.5, True, max_interval=5400.0,
+                   allow_hosts=("feeds.internal", "xn--fa-hia.example", "::1", "10.0.0.5")),
     )  # fmt: skip
+
+
+def test_allow_hosts_defaults_to_none(write) -> None:
+    assert load_config(write(f'[telegram]\ntoken = "{TOKEN}"\n'), {}).poll.allow_hosts == ()
 
 
 def test_env_token_overrides_the_file(write) -> None:
@@ -218,6 +224,18 @@ DURATION = 'expected a duration like "90s", "10m", "2h" or a number of seconds'
             "poll",
             "allow_private_addresses = 'yes'",
             "poll.allow_private_addresses: expected true or false, got 'yes'",
+        ),
+        (
+            "poll",
+            'allow_hosts = "feeds.internal"',
+            'poll.allow_hosts: expected a list of host names like ["feeds.internal"], '
+            "got 'feeds.internal'",
+        ),
+        (
+            "poll",
+            'allow_hosts = ["http://feeds.internal/"]',
+            'poll.allow_hosts: expected a list of host names like ["feeds.internal"], '
+            "got ['http://feeds.internal/']",
         ),
         (
             "poll",

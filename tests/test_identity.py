@@ -79,11 +79,23 @@ def test_link_title_key_ignores_cosmetic_differences():
         ("https://example.com/p/1", "big news"),
         ("https://EXAMPLE.com:443/p/1#comments", "Big News"),
         ("https://example.com/p/1?utm_source=rss&utm_medium=feed", " Big\nNews "),
+        ("https://example.com/p/1?wt_mc=rss.red.ho.atom&fbclid=x", "Big News"),
+        ("https://example.com/p/1?gclid=1&mc_cid=2&mc_eid=3", "Big News"),
     ]:
         assert dedupe_keys(make("b", title=title, link=link))[1] == key
     assert dedupe_keys(make("b", title="Big News", link="https://example.com/p/2"))[1] != key
     assert dedupe_keys(make("b", title="Other", link="https://example.com/p/1"))[1] != key
     assert dedupe_keys(make("b", title="Big News", link="https://example.com/p/1?id=2"))[1] != key
+
+
+def test_tracking_parameters_go_but_other_parameters_stay_in_the_key():
+    def key(link: str) -> str:
+        return dedupe_keys(make("x", title="T", link=link))[1]
+
+    assert key("https://e.com/a?id=2&wt_mc=x") == key("https://e.com/a?id=2")
+    assert key("https://e.com/a?fbclid=1&id=2") == key("https://e.com/a?id=2")
+    assert key("https://e.com/a?id=2&page=1") != key("https://e.com/a?page=1&id=2")
+    assert key("https://e.com/a?id=2") != key("https://e.com/a?id=3")
 
 
 # ------------------------------------------------------------------ new_entries

@@ -21,7 +21,12 @@ from bot.subscriptions import Scheduling, Subscriptions
 log = logging.getLogger(__name__)
 
 #: The updates feedbot handles; anything else Telegram need not send.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.MY_CHAT_MEMBER]
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.CHANNEL_POST,
+    Update.MY_CHAT_MEMBER,
+    Update.CALLBACK_QUERY,
+]
 
 
 class _PollerScheduling(Scheduling):

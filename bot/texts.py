@@ -1,0 +1,74 @@
+"""The words the bot says to people, by code.
+
+Templates are Telegram HTML: whoever fills one escapes user and feed text
+(``bot.subscriptions.esc``) before passing it in. Keeping the words here, and
+only codes and parameters in the services, is what a translation will need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+CATALOGUE: dict[str, str] = {
+    # /start and /help
+    "start.greeting": (
+        "Hello! I post new entries of RSS, Atom and JSON feeds into this chat.\n\n"
+        "To begin, send /subscribe and the address of a feed or of a site, for example:\n"
+        "/subscribe https://blog.python.org/feeds/posts/default\n\n"
+        "/help lists everything I can do."
+    ),
+    "start.welcome_back": "Welcome back: your subscriptions are active again.",
+    "help.commands": (
+        "I post new entries of RSS, Atom and JSON feeds into this chat.\n\n"
+        "/subscribe URL [URL…] (or /sub): follow feeds\n"
+        "/list: this chat's subscriptions, numbered\n"
+        "/unsubscribe URL or N (or /unsub): stop one\n"
+        "/set N: show a subscription's settings; /set N key value changes one:\n"
+        "  summary none|short|full, media on|off, preview on|off, silent on|off,\n"
+        "  author on|off, feed on|off, tags on|off\n"
+        "/export and /import: subscriptions as OPML\n\n"
+        "In a group, only its administrators change subscriptions; anyone may /list.\n"
+        "{channel_help}"
+    ),
+    "help.channel_private": (
+        "For a channel, make me an administrator who may post there,\n"
+        "then from this private chat:\n"
+        "/subscribe @channel URL, /list @channel, /unsubscribe @channel N."
+    ),
+    "help.channel_group": (
+        "For a channel, make me an administrator who may post there,\n"
+        "then write to me in a private chat (@{bot}):\n"
+        "/subscribe @channel URL, /list @channel, /unsubscribe @channel N."
+    ),
+    # chat references (/subscribe @channel URL …)
+    "ref.neither": (
+        "“{word}” is neither a feed address nor a channel (@name or its -100… id), "
+        "so I did nothing."
+    ),
+    "usage.list": "Usage: /list, or /list @channel from a private chat.",
+    # /export
+    "export.caption": "{count} subscription",
+    "export.caption_plural": "{count} subscriptions",
+    # /import
+    "import.summary": (
+        "The file lists {total} {feeds}: added {added}, already there {already}, failed {failed}."
+    ),
+    "import.offer": ("This file lists {count} {feeds} (OPML). Import {them} into this chat?"),
+    "import.offer_button": "Import {count} {feeds}",
+    "import.offer_gone": "That file is no longer available: send it again.",
+    "import.offer_started": "Importing…",
+    "import.document_hint": (
+        "I can import an OPML file of subscriptions; other files I can't use. "
+        "To follow a feed, send /subscribe URL."
+    ),
+}
+
+
+def say(code: str, params: Mapping[str, object] | None = None, **more: object) -> str:
+    """The catalogue's text for ``code``, filled with ``params`` and ``more``."""
+    values = {**(params or {}), **more}
+    return CATALOGUE[code].format_map(values)
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -96,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             key, _, value = setting.partition("=")
             style = apply_setting(style, key, value)
         return asyncio.run(check(args.url, args.limit, config.poll.timeout, style))
+    except BrokenPipeError:
+        # `feedbot check URL | head -1`: the reader has what it wanted. Point
+        # stdout at /dev/null so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ConfigError, ValueError) as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ Strictness:
   ``BadRequest``, ``Forbidden`` and ``ChatMigrated``.
 * Media must be an http(s) URL, a ``file_id`` the fake issued, or an upload.
 * With ``fake.limits = True`` Telegram's flood limits are enforced (429 + ``retry_after``).
-* Unknown methods answer 404 "Not Found", a wrong token 401 "Unauthorized".
+* Unknown methods and paths answer 404 "Not Found", a wrong token 401 "Unauthorized".
 
 World set-up (synchronous): ``add_user``, ``add_group``, ``add_channel``, ``block``,
 ``deactivate``, ``kick``, ``unblock``, ``delete_chat``, ``migrate``, ``fail_media_url``, ``flood``,
@@ -286,6 +286,8 @@ class FakeTelegram:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
+        # Anything else (a base URL missing its "/bot"): Telegram's JSON 404.
+        app.router.add_route("*", "/{path:.*}", self._handle_unknown_path)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
@@ -871,6 +873,10 @@ class FakeTelegram:
                 method, ApiError(500, f"Internal Server Error (fake Telegram bug: {exc!r})")
             )
         return web.json_response({"ok": True, "result": result})
+
+    async def _handle_unknown_path(self, request: web.Request) -> web.Response:
+        self.requests.append((request.path, {}))
+        return self._error_response(request.path, ApiError(404, "Not Found"))
 
     def _error_response(self, method: str, exc: ApiError) -> web.Response:
         chat_id = exc.chat_id

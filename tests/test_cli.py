@@ -105,6 +105,34 @@ async def test_check_failures_are_one_line_and_nonzero(tmp_path, feeds: FeedServ
         assert err.startswith("feedbot: ")
 
 
+async def test_check_on_a_web_page_uses_the_feed_it_names_and_says_which(
+    tmp_path, feeds: FeedServer
+):
+    feeds.rss("/blog/feed.xml", title="The Blog").publish("Declared post")
+    feeds.set_feed(
+        "/blog/post.html",
+        '<html><head><link rel="alternate" type="application/rss+xml" href="feed.xml">'
+        "</head><body>A post</body></html>",
+        "text/html; charset=utf-8",
+    )
+    code, out, err = await feedbot("check", feeds.url("/blog/post.html"), cwd=tmp_path)
+    assert code == 0, err
+    first, second = out.splitlines()[:2]
+    assert first == (
+        f"# {feeds.url('/blog/post.html')} is a web page; "
+        f"using the feed it names: {feeds.url('/blog/feed.xml')}"
+    )
+    assert second.startswith("# The Blog (")
+    assert "Declared post" in out
+
+    feeds.set_feed("/site/index.html", "<html><body>No links</body></html>", "text/html")
+    feeds.atom("/site/atom.xml", title="Guessed").publish("Guessed post")
+    code, out, err = await feedbot("check", feeds.url("/site/index.html"), cwd=tmp_path)
+    assert code == 0, err
+    assert f"names no feed; using {feeds.url('/site/atom.xml')}" in out.splitlines()[0]
+    assert "Guessed post" in out
+
+
 async def test_check_piped_into_head_exits_quietly(tmp_path, feeds: FeedServer):
     feed = feeds.rss("/long.xml", title="Long")
     for n in range(40):  # far more output than a pipe buffers

@@ -53,6 +53,9 @@ CATALOGUE: dict[str, str] = {
     "import.summary": (
         "The file lists {total} {feeds}: added {added}, already there {already}, failed {failed}."
     ),
+    "subscribe.summary": (
+        "{total} {feeds}: added {added}, already there {already}, failed {failed}."
+    ),
     "import.offer": ("This file lists {count} {feeds} (OPML). Import {them} into this chat?"),
     "import.offer_button": "Import {count} {feeds}",
     "import.offer_gone": "That file is no longer available: send it again.",

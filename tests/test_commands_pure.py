@@ -104,3 +104,33 @@ def test_a_name_before_addresses_is_always_a_chat(name, urls):
 def test_addresses_alone_name_no_chat(urls):
     assert split_chat_ref(urls).ref is None
     assert split_chat_ref(urls).rest == urls
+
+
+def test_bulk_summary_counts_each_outcome_and_names_failures():
+    from bot.commands.bulk import BulkSummary, Outcome
+
+    summary = BulkSummary()
+    for outcome, line in [
+        (Outcome.ADDED, "Subscribed to A"),
+        (Outcome.FAILED, "x: not a URL"),
+        (Outcome.ALREADY, ""),
+        (Outcome.ADDED, "Subscribed to B"),
+    ]:
+        summary.add(outcome, line)
+    assert summary.lines("import.summary") == [
+        "The file lists 4 feeds: added 2, already there 1, failed 1.",
+        "x: not a URL",
+    ]
+    one = BulkSummary()
+    one.add(Outcome.ADDED, "Subscribed to A")
+    assert one.lines() == ["1 feed: added 1, already there 0, failed 0."]
+
+
+def test_export_caption_is_singular_for_one():
+    from bot.commands.opml import export_caption
+
+    assert [export_caption(n) for n in (1, 2, 0)] == [
+        "1 subscription",
+        "2 subscriptions",
+        "0 subscriptions",
+    ]

@@ -45,7 +45,7 @@ async def test_export_then_import_into_another_chat(
         telegram.user_sends_document(OTHER, OTHER, "mixed.opml", mixed, caption="/import")
         await eventually(lambda: any("added" in (m.plain or "") for m in telegram.sent(OTHER)))
         answer = next(m.plain for m in telegram.sent(OTHER) if "added" in (m.plain or ""))
-        assert "4 feeds: added 1, already there 1, failed 2." in answer
+        assert answer.startswith("The file lists 4 feeds: added 1, already there 1, failed 2.")
         assert "Imported 4" not in answer
         assert "not a url" in answer and "404" in answer  # each failure named
         imported = {s.feed_url for s in store.chat_subscriptions(OTHER)}
@@ -80,7 +80,9 @@ async def test_opml_file_without_caption_gets_an_offer_with_a_button(
 
         telegram.user_presses_button(USER, USER, offer.message_id, button["callback_data"])
         await eventually(lambda: len(store.chat_subscriptions(USER)) == 2, message="import")
-        await eventually(lambda: any("added 2" in (m.plain or "") for m in telegram.sent(USER)))
+        await eventually(
+            lambda: any("lists 2 feeds: added 2" in (m.plain or "") for m in telegram.sent(USER))
+        )
         assert telegram.unanswered_callbacks() == []
         assert len(telegram.callback_answers) == 1
         # The button is gone, so the file cannot be imported twice.

@@ -7,11 +7,7 @@ button finds it again (even after a restart) through the quoted message.
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 
 from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
@@ -20,11 +16,11 @@ from telegram.ext import ContextTypes
 
 from bot.commands.access import Target, chat_from_telegram, may_use_bot, split_chat_ref
 from bot.commands.basic import PRIVATE_ONLY
+from bot.commands.bulk import subscribe_many
 from bot.commands.feeds import command_target
 from bot.commands.replies import NO_PREVIEW, reply
-from bot.fetch import InvalidURL, normalize_url
 from bot.opml import MAX_OPML_BYTES, OPMLError, Outline, build_opml, parse_opml
-from bot.services import Services, get_services
+from bot.services import get_services
 from bot.subscriptions import esc
 from bot.texts import plural, say
 
@@ -32,44 +28,9 @@ IMPORT_HELP = (
     "Send an OPML file with /import as its caption, or answer a message that "
     "holds one with /import."
 )
-#: Feeds fetched at once during an import: the same bound as polling.
-IMPORT_CONCURRENCY = 4
 #: callback_data of the offer's button (Telegram allows 1–64 bytes).
 IMPORT_BUTTON = "opml:import"
 IMPORT_BUTTON_PATTERN = rf"^{IMPORT_BUTTON}$"
-
-
-class Outcome(Enum):
-    ADDED = "added"
-    ALREADY = "already"
-    FAILED = "failed"
-
-
-@dataclass(slots=True)
-class ImportSummary:
-    """How an import went, feed by feed, for one reply."""
-
-    total: int = 0
-    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
-    #: The answer line of each feed that failed, in file order.
-    failures: list[str] = field(default_factory=list)
-
-    def add(self, outcome: Outcome, line: str) -> None:
-        self.total += 1
-        self.counts[outcome] += 1
-        if outcome is Outcome.FAILED:
-            self.failures.append(line)
-
-    def lines(self) -> list[str]:
-        head = say(
-            "import.summary",
-            total=self.total,
-            feeds=plural(self.total, "feed", "feeds"),
-            added=self.counts[Outcome.ADDED],
-            already=self.counts[Outcome.ALREADY],
-            failed=self.counts[Outcome.FAILED],
-        )
-        return [head, *self.failures]
 
 
 def export_caption(count: int) -> str:
@@ -144,42 +105,9 @@ async def import_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     except OPMLError as exc:
         await reply(update, esc(str(exc)))
         return
-    await reply(update, *(await import_outlines(services, target, outlines)).lines())
+    summary = await subscribe_many(services, target, [o.url for o in outlines])
+    await reply(update, *summary.lines("import.summary"))
     services.deliverer.wake()
-
-
-async def import_outlines(
-    services: Services, target: Target, outlines: Sequence[Outline]
-) -> ImportSummary:
-    """Subscribe the target chat to each outline, and count how each went.
-
-    "Already there" is read from the store before subscribing, because
-    subscriptions.subscribe answers only ok or not; outlines naming the same
-    feed twice (after normalizing) count once.
-    """
-    chat = target.chat
-    store = services.store
-    unique: dict[str, Outline] = {}
-    for outline in outlines:
-        try:
-            key = normalize_url(outline.url)
-        except InvalidURL:
-            key = outline.url
-        unique.setdefault(key, outline)
-    limit = asyncio.Semaphore(IMPORT_CONCURRENCY)
-
-    async def one(key: str, outline: Outline) -> tuple[Outcome, str]:
-        if store.get_subscription(chat.id, key) is not None:
-            return Outcome.ALREADY, ""
-        async with limit:
-            answer = await services.subscriptions.subscribe(chat, outline.url)
-        return (Outcome.ADDED if answer.ok else Outcome.FAILED), answer.text
-
-    results = await asyncio.gather(*(one(key, outline) for key, outline in unique.items()))
-    summary = ImportSummary()
-    for outcome, line in results:
-        summary.add(outcome, line)
-    return summary
 
 
 # ---------------------------------------------------------------- the offer
@@ -244,6 +172,6 @@ async def import_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await offer.reply_text(esc(str(exc)), parse_mode=ParseMode.HTML, do_quote=False)
         return
     target = Target(chat_from_telegram(offer.chat))
-    summary = await import_outlines(services, target, outlines)
-    await reply(update, *summary.lines())
+    summary = await subscribe_many(services, target, [o.url for o in outlines])
+    await reply(update, *summary.lines("import.summary"))
     services.deliverer.wake()

@@ -31,9 +31,6 @@ async def command_target(
     update: Update, services: Services, args: ChatArgs, *, change: bool
 ) -> Target | None:
     """The chat the command acts on, or None after telling the user why not."""
-    if args.unclear is not None:
-        await reply(update, say("ref.neither", word=esc(args.unclear)))
-        return None
     ref = args.ref
     message = update.effective_message
     assert message is not None
@@ -46,6 +43,9 @@ async def command_target(
         allowed = services.config.telegram.public
     if not allowed:
         await reply(update, PRIVATE_ONLY)
+        return None
+    if args.unclear is not None:
+        await reply(update, say("ref.neither", word=esc(args.unclear)))
         return None
     try:
         return await resolve_target(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import time
 
 from telegram import Update
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot import commands
@@ -22,7 +26,12 @@ from bot.subscriptions import Subscriptions
 log = logging.getLogger(__name__)
 
 #: The updates feedbot handles; anything else Telegram need not send.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.MY_CHAT_MEMBER]
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.CHANNEL_POST,
+    Update.MY_CHAT_MEMBER,
+    Update.CALLBACK_QUERY,
+]
 
 
 class FeedbotApplication(Application):
@@ -113,7 +122,11 @@ async def _start(application: Application) -> None:
 
 
 async def _shutdown(application: Application) -> None:
-    services = services_of(application.bot_data)
+    await _close(services_of(application.bot_data))
+    log.info("feedbot stopped")
+
+
+async def _close(services: Services) -> None:
     await services.fetcher.aclose()
     await services.store.close()
     log.info("feedbot stopped")
@@ -130,9 +143,80 @@ def _describe(update: object) -> str:
     return repr(update)
 
 
+#: Seconds between attempts to reach Telegram at start-up.
+STARTUP_RETRY = 5.0
+
+
+def _not_found(exc: InvalidToken) -> bool:
+    """PTB raises InvalidToken for 401 and 404 alike (see telegram/request/
+    _baserequest.py); only 401 means Telegram refused the token. A 404 is a
+    URL that is not the Bot API (one missing "/bot"), or a token of the wrong
+    form: the cause's message, "Not Found …", is the only way to tell."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, TelegramError) else exc
+    return "not found" in cause.message.lower() or "(404)" in cause.message
+
+
+async def wait_for_telegram(
+    application: Application,
+    base_url: str,
+    stop: asyncio.Event,
+    retry: float = STARTUP_RETRY,
+) -> bool:
+    """Initialize the application (getMe), retrying until Telegram answers.
+
+    PTB's own bootstrap retries say nothing below debug level, so an operator
+    would see a bot that does nothing: each new problem is logged once, in
+    one line, saying that we keep trying. False if stopped while waiting;
+    InvalidToken when Telegram refuses the token (no retry can help).
+    """
+    reported = ""
+    while True:
+        try:
+            await application.initialize()
+        except InvalidToken as exc:
+            if not _not_found(exc):
+                raise
+            problem = (
+                f"{base_url} answers 404 Not Found: telegram.api_base_url must be the Bot API "
+                "(it ends in /bot, as in https://api.telegram.org/bot) and the token as "
+                "@BotFather gave it"
+            )
+        except TelegramError as exc:  # NetworkError, TimedOut, a 5xx …
+            problem = f"cannot reach Telegram at {base_url}: {exc.message}"
+        else:
+            if reported:
+                log.warning("reached Telegram at %s", base_url)
+            return True
+        if problem != reported:
+            log.error("%s; retrying every %gs", problem, retry)
+            reported = problem
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), retry)
+            return False
+
+
 def run(config: Config) -> None:
     """Run until SIGINT or SIGTERM; python-telegram-bot stops everything cleanly."""
     application = build_application(config)
     # Keep trying to reach Telegram at start-up (the network may come up after
-    # us); a token Telegram refuses still ends the start at once (InvalidToken).
+    # us), saying why; a token Telegram refuses ends the start at once
+    # (InvalidToken). run_polling then finds the application initialized.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        reached = loop.run_until_complete(
+            wait_for_telegram(application, config.telegram.api_base_url, stop)
+        )
+    except BaseException:
+        loop.run_until_complete(_close(services_of(application.bot_data)))
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if not reached:
+        loop.run_until_complete(_shutdown(application))
+        return
     application.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False, bootstrap_retries=-1)

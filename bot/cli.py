@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
+from bot.discover import CANDIDATE_PATHS, Discovery, discover_from_page
 from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import newest_first
-from bot.models import Style
-from bot.parse import ParseError, parse_feed
+from bot.models import ParsedFeed, Style
+from bot.parse import ParseError, parse_feed, parse_response
 from bot.redact import install
 from bot.render import (
     CAPTION_LIMIT,
@@ -90,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             key, _, value = setting.partition("=")
             style = apply_setting(style, key, value)
         return asyncio.run(check(args.url, args.limit, config.poll.timeout, style))
+    except BrokenPipeError:
+        # `feedbot check URL | head -1`: the reader has what it wanted. Point
+        # stdout at /dev/null so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ConfigError, ValueError) as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
         return 2
@@ -126,12 +134,13 @@ async def check(target: str, limit: int, timeout: float, style: Style) -> int:
         print("feedbot: --limit must be at least 1", file=sys.stderr)
         return 2
     try:
-        body, url, content_type, location = await _read(target, timeout)
-        parsed = parse_feed(body, url=url, content_type=content_type, content_location=location)
+        parsed, url, note = await _read(target, timeout)
     except (FetchError, ParseError, InvalidURL, OSError) as exc:
         print(f"feedbot: {target}: {exc}", file=sys.stderr)
         return 1
     count = len(parsed.entries)
+    if note:
+        print(f"# {note}")
     print(f"# {parsed.title} ({url}): {count} {'entry' if count == 1 else 'entries'}")
     for entry in newest_first(parsed.entries)[:limit]:
         messages = render_entry(entry, parsed.title, style)
@@ -144,17 +153,47 @@ async def check(target: str, limit: int, timeout: float, style: Style) -> int:
     return 0
 
 
-async def _read(target: str, timeout: float) -> tuple[bytes, str, str | None, str | None]:
+async def _read(target: str, timeout: float) -> tuple[ParsedFeed, str, str]:
+    """The feed ``target`` names, its URL, and a note saying which feed was
+    used when ``target`` was a web page that led to one."""
     path = Path(target.removeprefix("file://"))
     if not target.startswith(("http://", "https://")) and path.is_file():
-        return path.read_bytes(), path.resolve().as_uri(), None, None
+        url = path.resolve().as_uri()
+        return parse_feed(path.read_bytes(), url=url), url, ""
     # The operator runs check on their own machine: local feeds are fine here.
     fetcher = Fetcher(timeout=timeout, allow_private=True)
     try:
-        result = await fetcher.fetch(normalize_url(target))
+        page = await fetcher.fetch(normalize_url(target))
+        try:
+            return parse_response(page), page.url, ""
+        except ParseError as exc:
+            found = await discover_from_page(fetcher, page)
+            if found.found is None:
+                raise ParseError(_not_found(exc, found)) from None
     finally:
         await fetcher.aclose()
-    return result.body, result.url, result.content_type, result.content_location
+    feed = found.found
+    return feed.parsed, feed.result.url, _found_note(found)
+
+
+def _found_note(found: Discovery) -> str:
+    assert found.found is not None
+    feed = found.found
+    if feed.how == "guessed":
+        return f"{found.page_url} is a web page that names no feed; using {feed.url}"
+    others = len(found.declared) - 1
+    also = f" (it names {others} more; the first that works is used)" if others else ""
+    return f"{found.page_url} is a web page; using the feed it names: {feed.url}{also}"
+
+
+def _not_found(exc: ParseError, found: Discovery) -> str:
+    if not found.is_html:
+        return str(exc)
+    if found.declared:
+        names = ", ".join(link.url for link in found.declared)
+        return f"This is a web page; none of the feeds it names works: {names}."
+    paths = ", ".join(f"/{path}" for path in CANDIDATE_PATHS)
+    return f"This is a web page that names no feed, and none is at the usual paths ({paths})."
 
 
 def _describe(message: Message) -> str:

@@ -52,6 +52,8 @@ class BulkReport:
     """What a /subscribe of several URLs or an OPML import did, URL by URL."""
 
     answers: tuple[Answer, ...]
+    #: The chat's subscription limit it ran against (None: none).
+    quota: int | None = None
 
     def count(self, outcome: Outcome) -> int:
         return Counter(answer.kind for answer in self.answers)[outcome]
@@ -148,7 +150,8 @@ class Subscriptions:
                 await progress(done, len(unique))
             return answer
 
-        return BulkReport(tuple(await asyncio.gather(*(one(url) for url in unique))))
+        answers = await asyncio.gather(*(one(url) for url in unique))
+        return BulkReport(tuple(answers), quota)
 
     async def _subscribe(self, chat: Chat, url: str, sample: bool) -> Answer:
         feed = await self._store.get_feed(url)

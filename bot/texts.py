@@ -1,16 +1,14 @@
-"""What the bot says, by message code: the one place its words live.
+"""The words the bot says to people, by code.
 
-Services and the store speak in codes and parameters (``Notice``, error
-codes); the command layer and the deliverer turn them into words here. The
-catalogue is English for now; gettext catalogues per language replace the
-dictionary below without changing a caller (issue 10).
+Templates are Telegram HTML: whoever fills one escapes user and feed text
+(``bot.subscriptions.esc``) before passing it in. Keeping the words here, and
+only codes and parameters in the services, is what a translation will need.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: code → text with ``{name}`` placeholders (Telegram HTML unless noted).
 CATALOGUE: dict[str, str] = {
     # Notices about a feed, sent from the outbox as plain text.
     "feed.gone": (
@@ -21,10 +19,74 @@ CATALOGUE: dict[str, str] = {
         "The feed {title} ({url}) has been failing for a day: {error} "
         "I keep trying, less often; nothing is lost when it comes back."
     ),
-    "feed.back": ("The feed {title} ({url}) works again; what it published meanwhile follows."),
+    "feed.back": "The feed {title} ({url}) works again; what it published meanwhile follows.",
+    # /start and /help
+    "start.greeting": (
+        "Hello! I post new entries of RSS, Atom and JSON feeds into this chat.\n\n"
+        "To begin, send /subscribe and the address of a feed or of a site, for example:\n"
+        "/subscribe https://blog.python.org/feeds/posts/default\n\n"
+        "/help lists everything I can do."
+    ),
+    "start.welcome_back": "Welcome back: your subscriptions are active again.",
+    "help.commands": (
+        "I post new entries of RSS, Atom and JSON feeds into this chat.\n\n"
+        "/subscribe URL [URL…] (or /sub): follow feeds\n"
+        "/list: this chat's subscriptions, numbered\n"
+        "/unsubscribe URL or N (or /unsub): stop one\n"
+        "/set N: show a subscription's settings; /set N key value changes one:\n"
+        "  summary none|short|full, media on|off, preview on|off, silent on|off,\n"
+        "  author on|off, feed on|off, tags on|off\n"
+        "/export and /import: subscriptions as OPML\n\n"
+        "In a group, only its administrators change subscriptions; anyone may /list.\n"
+        "{channel_help}"
+    ),
+    "help.channel_private": (
+        "For a channel, make me an administrator who may post there,\n"
+        "then from this private chat:\n"
+        "/subscribe @channel URL, /list @channel, /unsubscribe @channel N."
+    ),
+    "help.channel_group": (
+        "For a channel, make me an administrator who may post there,\n"
+        "then write to me in a private chat (@{bot}):\n"
+        "/subscribe @channel URL, /list @channel, /unsubscribe @channel N."
+    ),
+    # chat references (/subscribe @channel URL …)
+    "ref.neither": (
+        "“{word}” is neither a feed address nor a channel (@name or its -100… id), "
+        "so I did nothing."
+    ),
+    "usage.list": "Usage: /list, or /list @channel from a private chat.",
+    # /export
+    "export.caption": "{count} subscription",
+    "export.caption_plural": "{count} subscriptions",
+    # /import
+    "import.summary": (
+        "{where}The file lists {total} {feeds}: added {added}, already there {already}, "
+        "failed {failed}."
+    ),
+    "subscribe.summary": (
+        "{where}{total} {feeds}: added {added}, already there {already}, failed {failed}."
+    ),
+    "subscribe.left_out": (
+        "Left out {count} {feeds}: this chat may have at most {quota} subscriptions."
+    ),
+    "subscribe.progress": "Subscribing… {done} of {total} feeds checked.",
+    "import.offer": ("This file lists {count} {feeds} (OPML). Import {them} into this chat?"),
+    "import.offer_button": "Import {count} {feeds}",
+    "import.offer_gone": "That file is no longer available: send it again.",
+    "import.offer_started": "Importing…",
+    "import.document_hint": (
+        "I can import an OPML file of subscriptions; other files I can't use. "
+        "To follow a feed, send /subscribe URL."
+    ),
 }
 
 
-def say(code: str, params: Mapping[str, str] | None = None, **more: str) -> str:
-    """The words for ``code`` with its parameters filled in."""
-    return CATALOGUE[code].format_map({**(params or {}), **more})
+def say(code: str, params: Mapping[str, object] | None = None, **more: object) -> str:
+    """The catalogue's text for ``code``, filled with ``params`` and ``more``."""
+    values = {**(params or {}), **more}
+    return CATALOGUE[code].format_map(values)
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many

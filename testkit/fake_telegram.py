@@ -31,7 +31,7 @@ Strictness:
   ``BadRequest``, ``Forbidden`` and ``ChatMigrated``.
 * Media must be an http(s) URL, a ``file_id`` the fake issued, or an upload.
 * With ``fake.limits = True`` Telegram's flood limits are enforced (429 + ``retry_after``).
-* Unknown methods answer 404 "Not Found", a wrong token 401 "Unauthorized".
+* Unknown methods and paths answer 404 "Not Found", a wrong token 401 "Unauthorized".
 
 World set-up (synchronous): ``add_user``, ``add_group``, ``add_channel``, ``block``,
 ``deactivate``, ``kick``, ``unblock``, ``delete_chat``, ``migrate``, ``fail_media_url``, ``flood``,
@@ -39,7 +39,8 @@ World set-up (synchronous): ``add_user``, ``add_group``, ``add_channel``, ``bloc
 ``anonymous_admin_says``, ``channel_post``, ``user_sends_document``, ``user_presses_button``,
 ``add_bot_to_group``, ``add_bot_to_channel``, ``remove_bot_from_group``. Observation: ``sent()``,
 ``wait_sent()``, ``edits``, ``message()``, ``requests``, ``calls()``, ``rejections``,
-``count_429``, ``callback_answers``, ``commands``, ``internal_errors`` (bugs of the fake itself).
+``count_429``, ``callback_answers``, ``unanswered_callbacks()``, ``commands``,
+``internal_errors`` (bugs of the fake itself).
 
 Files: ``getFile`` answers a relative ``file_path``; PTB prefixes it with ``base_file_url``, so
 give the bot ``base_file_url=fake.base_file_url`` to download what ``user_sends_document`` sent.
@@ -243,7 +244,10 @@ class FakeTelegram:
         self._file_seq = itertools.count(1)
         self._media_group_seq = itertools.count(13_000_000_000_000_001)
         self._callback_seq = itertools.count(4_000_000_000_000_001)
-        self._pending_callbacks: set[str] = set()
+        #: Callback query id → when it was pressed; answered ones are removed.
+        self._pending_callbacks: dict[str, float] = {}
+        #: Telegram refuses an answer this many seconds after the press.
+        self.callback_timeout = 15.0
         self._updates: list[dict] = []
         self._next_update_id = 100_000_001
         self._allowed_updates: list[str] | None = None
@@ -282,6 +286,8 @@ class FakeTelegram:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
+        # Anything else (a base URL missing its "/bot"): Telegram's JSON 404.
+        app.router.add_route("*", "/{path:.*}", self._handle_unknown_path)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
@@ -552,13 +558,20 @@ class FakeTelegram:
         )
 
     def user_presses_button(self, chat_id: int, user_id: int, message_id: int, data: str) -> int:
-        """A callback_query update for an inline button of a message the bot sent."""
+        """A callback_query update for an inline button of a message the bot sent.
+
+        As in Telegram, only a button the message shows now can be pressed:
+        one an edit took away, or callback_data the message never had, raises.
+        """
         user = self._ensure_user(user_id)
         msg = self._messages.get((chat_id, message_id))
         if msg is None:
             raise ValueError(f"no message {message_id} in chat {chat_id}")
+        rows = (msg.get("reply_markup") or {}).get("inline_keyboard") or []
+        if not any(button.get("callback_data") == data for row in rows for button in row):
+            raise ValueError(f"message {message_id} in chat {chat_id} has no button {data!r}")
         query_id = str(next(self._callback_seq))
-        self._pending_callbacks.add(query_id)
+        self._pending_callbacks[query_id] = time.monotonic()
         query = {
             "id": query_id,
             "from": user,
@@ -567,6 +580,11 @@ class FakeTelegram:
             "data": data,
         }
         return self._queue_update({"callback_query": query})
+
+    def unanswered_callbacks(self) -> list[str]:
+        """Callback queries the bot has not answered: Telegram's client shows a
+        spinner on the button until answerCallbackQuery, so this should end empty."""
+        return sorted(self._pending_callbacks)
 
     # ------------------------------------------------------------------ observation
 
@@ -855,6 +873,10 @@ class FakeTelegram:
                 method, ApiError(500, f"Internal Server Error (fake Telegram bug: {exc!r})")
             )
         return web.json_response({"ok": True, "result": result})
+
+    async def _handle_unknown_path(self, request: web.Request) -> web.Response:
+        self.requests.append((request.path, {}))
+        return self._error_response(request.path, ApiError(404, "Not Found"))
 
     def _error_response(self, method: str, exc: ApiError) -> web.Response:
         chat_id = exc.chat_id
@@ -1685,7 +1707,9 @@ class FakeTelegram:
 
     async def _api_answercallbackquery(self, params: dict) -> bool:
         query_id = self._str(params, "callback_query_id") or ""
-        if query_id not in self._pending_callbacks:
+        pressed = self._pending_callbacks.get(query_id)
+        if pressed is None or time.monotonic() - pressed > self.callback_timeout:
+            # Answered already, too late, or never sent: Telegram says the same for all.
             raise ApiError(
                 400,
                 "Bad Request: query is too old and response timeout expired or query ID is invalid",
@@ -1693,7 +1717,7 @@ class FakeTelegram:
         text = self._str(params, "text")
         if text and len(text) > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
-        self._pending_callbacks.discard(query_id)
+        del self._pending_callbacks[query_id]
         self.callback_answers.append(
             {
                 "callback_query_id": query_id,

@@ -105,6 +105,53 @@ async def test_check_failures_are_one_line_and_nonzero(tmp_path, feeds: FeedServ
         assert err.startswith("feedbot: ")
 
 
+async def test_check_on_a_web_page_uses_the_feed_it_names_and_says_which(
+    tmp_path, feeds: FeedServer
+):
+    feeds.rss("/blog/feed.xml", title="The Blog").publish("Declared post")
+    feeds.set_feed(
+        "/blog/post.html",
+        '<html><head><link rel="alternate" type="application/rss+xml" href="feed.xml">'
+        "</head><body>A post</body></html>",
+        "text/html; charset=utf-8",
+    )
+    code, out, err = await feedbot("check", feeds.url("/blog/post.html"), cwd=tmp_path)
+    assert code == 0, err
+    first, second = out.splitlines()[:2]
+    assert first == (
+        f"# {feeds.url('/blog/post.html')} is a web page; "
+        f"using the feed it names: {feeds.url('/blog/feed.xml')}"
+    )
+    assert second.startswith("# The Blog (")
+    assert "Declared post" in out
+
+    feeds.set_feed("/site/index.html", "<html><body>No links</body></html>", "text/html")
+    feeds.atom("/site/atom.xml", title="Guessed").publish("Guessed post")
+    code, out, err = await feedbot("check", feeds.url("/site/index.html"), cwd=tmp_path)
+    assert code == 0, err
+    assert f"names no feed; using {feeds.url('/site/atom.xml')}" in out.splitlines()[0]
+    assert "Guessed post" in out
+
+
+async def test_check_piped_into_head_exits_quietly(tmp_path, feeds: FeedServer):
+    feed = feeds.rss("/long.xml", title="Long")
+    for n in range(40):  # far more output than a pipe buffers
+        feed.publish(f"Entry {n}", link=f"https://l.example/{n}", html="<p>" + "word " * 700)
+    command = f"{sys.executable} -m bot check {feeds.url('/long.xml')} --limit 40 | head -1"
+    process = await asyncio.create_subprocess_shell(
+        f"set -o pipefail 2>/dev/null; {command}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "FEEDBOT_TOKEN": "", "FEEDBOT_CONFIG": ""},
+        executable="/bin/bash",
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert out.decode().startswith("# Long (")
+    assert err.decode() == ""
+    assert process.returncode == 0  # with pipefail: feedbot's own status too
+
+
 async def test_run_refuses_a_bad_config_with_one_line_naming_the_key(tmp_path):
     cases = {
         '[telegram]\ntoken = "1:A"\ntokn = "x"\n': "telegram.tokn",
@@ -145,7 +192,53 @@ async def test_run_with_a_token_telegram_refuses_stops_with_one_line(tmp_path, t
     config = write_config(tmp_path, telegram)
     text = config.read_text().replace('token = "123456:TEST"', 'token = "999:WRONG"')
     config.write_text(text)
-    code, _, err = await feedbot("run", "--config", str(config), cwd=tmp_path)
+    code, out, err = await feedbot("run", "--config", str(config), cwd=tmp_path)
     assert code == 1
-    assert err.strip().splitlines()[-1].startswith("feedbot: Telegram refused the bot token")
+    assert out == ""
+    # Only the one line that says what is wrong: no traceback, no log lines first.
+    assert err.strip().splitlines() == [
+        "feedbot: Telegram refused the bot token (telegram.token or FEEDBOT_TOKEN)."
+    ]
     assert "WRONG" not in err, "the token never appears in the output"
+
+
+async def _starting_bot_says(config: Path, *expected: str) -> list[str]:
+    """Start the bot as a user does; within a few seconds its log must hold
+    one error line with every ``expected`` piece; the bot keeps retrying
+    (still running) and stops cleanly on SIGTERM."""
+    from testkit.harness import bot_log, eventually, start_bot
+
+    process = await start_bot(config)
+    try:
+        await eventually(lambda: "retrying" in bot_log(config), timeout=5, message="one line")
+        await asyncio.sleep(1.5)  # a retry or more, which must not repeat the line
+        assert process.returncode is None, "keeps trying instead of exiting"
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+    lines = bot_log(config).strip().splitlines()
+    errors = [line for line in lines if " ERROR " in line]
+    assert len(errors) == 1, lines
+    for piece in expected:
+        assert piece in errors[0], errors[0]
+    assert "Traceback" not in bot_log(config)
+    assert process.returncode == 0
+    return lines
+
+
+async def test_run_against_an_unreachable_api_says_so_and_keeps_retrying(tmp_path, telegram):
+    from testkit.harness import write_config
+
+    config = write_config(tmp_path, telegram)
+    config.write_text(config.read_text().replace(telegram.base_url, "http://127.0.0.1:1/bot"))
+    await _starting_bot_says(config, "cannot reach Telegram at http://127.0.0.1:1/bot", "retrying")
+
+
+async def test_run_against_a_url_that_answers_404_says_so_and_keeps_retrying(tmp_path, telegram):
+    from testkit.harness import write_config
+
+    config = write_config(tmp_path, telegram)
+    without_bot = telegram.base_url.removesuffix("bot")
+    config.write_text(config.read_text().replace(telegram.base_url, without_bot))
+    lines = await _starting_bot_says(config, "404 Not Found", "ends in /bot", "retrying")
+    assert not any("refused the bot token" in line for line in lines)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands.access import split_channel_ref
+from bot.commands.access import split_chat_ref
 from bot.commands.replies import pack
 from bot.models import Style
 from bot.subscriptions import apply_setting
@@ -64,17 +64,73 @@ def test_set_refuses_bad_values_with_the_reason(key, value, message):
 
 
 @pytest.mark.parametrize(
-    ("args", "ref"),
+    ("args", "ref", "rest", "unclear"),
     [
-        (["@mychannel", "https://x"], "@mychannel"),
-        (["-1001234567890", "1"], "-1001234567890"),
-        (["https://x"], None),
-        (["@ab", "x"], None),  # too short for a username
-        (["-42", "x"], None),  # a basic group id is no channel
-        ([], None),
+        (["@mychannel", "https://x"], "@mychannel", ["https://x"], None),
+        (["-1001234567890", "1"], "-1001234567890", ["1"], None),
+        (["-1009100", "https://x"], "-1009100", ["https://x"], None),  # short: getChat decides
+        (["-42", "x"], "-42", ["x"], None),  # a group id: resolved, then refused as no channel
+        (["@ab", "x"], "@ab", ["x"], None),
+        (["harness_chan", "https://x"], "@harness_chan", ["https://x"], None),
+        (["harness_chan"], None, ["harness_chan"], None),  # alone: an attempt at a URL
+        (["x", "https://y"], None, ["https://y"], "x"),
+        (["https://x"], None, ["https://x"], None),
+        (["example.com/feed", "b.org"], None, ["example.com/feed", "b.org"], None),
+        (["1", "summary", "full"], None, ["1", "summary", "full"], None),
+        ([], None, [], None),
     ],
 )
-def test_channel_reference_is_the_first_argument(args, ref):
-    found, rest = split_channel_ref(args)
-    assert found == ref
-    assert rest == (args[1:] if ref else args)
+def test_chat_reference_is_the_first_argument(args, ref, rest, unclear):
+    found = split_chat_ref(args)
+    assert (found.ref, found.rest, found.unclear) == (ref, rest, unclear)
+
+
+def test_a_lone_name_is_a_chat_for_commands_that_take_only_a_chat():
+    assert split_chat_ref(["harness_chan"], alone=True).ref == "@harness_chan"
+    assert split_chat_ref(["what.ever"], alone=True).rest == ["what.ever"]
+
+
+usernames = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{3,31}", fullmatch=True)
+addresses = st.from_regex(r"https?://[a-z]{1,10}\.[a-z]{2,5}/[a-z0-9/]{0,20}", fullmatch=True)
+
+
+@given(usernames, st.lists(addresses, min_size=1, max_size=4))
+def test_a_name_before_addresses_is_always_a_chat(name, urls):
+    found = split_chat_ref([name, *urls])
+    assert found.ref == "@" + name and found.rest == urls and found.unclear is None
+
+
+@given(st.lists(addresses, min_size=1, max_size=4))
+def test_addresses_alone_name_no_chat(urls):
+    assert split_chat_ref(urls).ref is None
+    assert split_chat_ref(urls).rest == urls
+
+
+def test_bulk_summary_counts_each_outcome_and_names_failures():
+    from bot.commands.bulk import BulkSummary, Outcome
+
+    summary = BulkSummary()
+    for outcome, line in [
+        (Outcome.ADDED, "Subscribed to A"),
+        (Outcome.FAILED, "x: not a URL"),
+        (Outcome.ALREADY, ""),
+        (Outcome.ADDED, "Subscribed to B"),
+    ]:
+        summary.add(outcome, line)
+    assert summary.lines("import.summary") == [
+        "The file lists 4 feeds: added 2, already there 1, failed 1.",
+        "x: not a URL",
+    ]
+    one = BulkSummary()
+    one.add(Outcome.ADDED, "Subscribed to A")
+    assert one.lines() == ["1 feed: added 1, already there 0, failed 0."]
+
+
+def test_export_caption_is_singular_for_one():
+    from bot.commands.opml import export_caption
+
+    assert [export_caption(n) for n in (1, 2, 0)] == [
+        "1 subscription",
+        "2 subscriptions",
+        "0 subscriptions",
+    ]

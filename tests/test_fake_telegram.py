@@ -405,6 +405,37 @@ async def test_edit_message_and_keyboard(fake, bot):
     assert fake.callback_answers[0]["text"] == "Done"
 
 
+async def test_callback_queries_are_as_strict_as_telegram(fake, bot):
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
+    msg = await bot.send_message(USER, "offer", reply_markup=keyboard)
+    with pytest.raises(ValueError, match="no button"):
+        fake.user_presses_button(USER, USER, msg.message_id, "other")  # not on the message
+    fake.user_presses_button(USER, USER, msg.message_id, "go")
+    [update] = await bot.get_updates(timeout=1)
+    query_id = update.callback_query.id
+    assert fake.unanswered_callbacks() == [query_id]
+    assert await bot.answer_callback_query(query_id) is True
+    assert fake.unanswered_callbacks() == []
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+        await bot.answer_callback_query(query_id)  # once only
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+        await bot.answer_callback_query("12345")  # never sent
+
+    fake.callback_timeout = 0.0
+    fake.user_presses_button(USER, USER, msg.message_id, "go")
+    [late] = await bot.get_updates(offset=update.update_id + 1, timeout=1)
+    await asyncio.sleep(0.01)
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+        await bot.answer_callback_query(late.callback_query.id)
+
+    # The keyboard taken away: its button can no longer be pressed.
+    await bot.edit_message_reply_markup(USER, msg.message_id, reply_markup=None)
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_reply_markup(USER, msg.message_id, reply_markup=None)
+    with pytest.raises(ValueError, match="no button"):
+        fake.user_presses_button(USER, USER, msg.message_id, "go")
+
+
 async def test_replies_and_chat_action(fake, bot):
     fake.user_says(GROUP, 43, "/list")
     [update] = await bot.get_updates(timeout=0)

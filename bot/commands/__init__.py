@@ -6,6 +6,7 @@ from __future__ import annotations
 from telegram import BotCommand, Update
 from telegram.ext import (
     Application,
+    CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
     MessageHandler,
@@ -52,9 +53,15 @@ def register(application: Application) -> None:
             opml.import_command,
         )
     )
+    # The button of the offer below.
+    application.add_handler(
+        CallbackQueryHandler(opml.import_button, pattern=opml.IMPORT_BUTTON_PATTERN)
+    )
     application.add_handler(ChatMemberHandler(basic.membership, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, basic.migrated))
     # Last: whatever no handler above took, in a private chat.
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    # Any other document: an OPML file gets an offer to import it, the rest a hint.
+    application.add_handler(MessageHandler(private & filters.Document.ALL, opml.document_offer))
     application.add_handler(MessageHandler(private & filters.COMMAND, basic.unknown_command))
     application.add_handler(MessageHandler(private & filters.TEXT, basic.plain_text))

@@ -21,8 +21,10 @@ from bot.models import Chat, ChatKind
 log = logging.getLogger(__name__)
 
 ADMIN_STATUSES = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
-#: "@name" or a numeric channel id "-100…" as the first argument names a channel.
-CHANNEL_REF = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,}|-100\d{5,})$")
+#: A chat id as Telegram writes it: channels and supergroups "-100…", groups "-…".
+CHAT_ID = re.compile(r"-\d+")
+#: A Telegram username without its "@" (letters, digits, underscores; a letter first).
+BARE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 
 
 class Denied(Exception):
@@ -63,10 +65,42 @@ def may_post(chat: TgChat | ChatFullInfo, member: ChatMember) -> bool:
     )
 
 
-def split_channel_ref(args: list[str]) -> tuple[str | None, list[str]]:
-    if args and CHANNEL_REF.match(args[0]):
-        return args[0], args[1:]
-    return None, args
+@dataclass(frozen=True, slots=True)
+class ChatArgs:
+    """A command's arguments with the chat reference, if any, taken off the front."""
+
+    #: The chat as getChat takes it: "@name" or a numeric id such as "-100…".
+    ref: str | None
+    rest: list[str]
+    #: The first argument when it is neither an address nor a chat reference
+    #: but more follow: the command must not guess what it meant.
+    unclear: str | None = None
+
+
+def _looks_like_address(word: str) -> bool:
+    """A feed address has a dot, a slash or a colon; a chat reference has none."""
+    return any(mark in word for mark in "./:")
+
+
+def split_chat_ref(args: list[str], *, alone: bool = False) -> ChatArgs:
+    """Take a chat reference off the front of ``args``.
+
+    "@name" and a negative id ("-100…", or a short "-4…" that getChat will
+    then refuse) are always references. A bare "name" is tried as "@name" when
+    more arguments follow it (or, with ``alone``, for commands whose only
+    argument is a chat): "/subscribe harness_chan URL" meant the channel, and
+    subscribing this chat instead would act where the user did not mean to.
+    """
+    if not args:
+        return ChatArgs(None, [])
+    first, rest = args[0], args[1:]
+    if first.startswith("@") or CHAT_ID.fullmatch(first):
+        return ChatArgs(first, rest)
+    if BARE_NAME.fullmatch(first) and (rest or alone):
+        return ChatArgs("@" + first, rest)
+    if rest and not first.isdigit() and not _looks_like_address(first):
+        return ChatArgs(None, rest, unclear=first)
+    return ChatArgs(None, args)
 
 
 async def is_admin(bot: Bot, chat_id: int, user_id: int) -> bool:

@@ -12,23 +12,9 @@ from bot.commands.access import chat_from_telegram, may_post, may_use_bot
 from bot.commands.replies import NO_PREVIEW, reply
 from bot.services import get_services
 from bot.subscriptions import esc
+from bot.texts import say
 
 log = logging.getLogger(__name__)
-
-HELP = """I post new entries of RSS, Atom and JSON feeds into this chat.
-
-/subscribe URL [URL…] (or /sub): follow feeds
-/list: this chat's subscriptions, numbered
-/unsubscribe URL or N (or /unsub): stop one
-/set N: show a subscription's settings; /set N key value changes one:
-  summary none|short|full, media on|off, preview on|off, silent on|off,
-  author on|off, feed on|off, tags on|off
-/export and /import: subscriptions as OPML
-
-In a group, only its administrators change subscriptions; anyone may /list.
-For a channel, make me an administrator who may post there,
-then from this private chat:
-/subscribe @channel URL, /list @channel, /unsubscribe @channel N."""
 
 GROUP_INTRO = """Hello! I post new entries of RSS, Atom and JSON feeds here.
 Administrators: /subscribe URL to follow a feed, /list to see what this group
@@ -46,12 +32,25 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat = update.effective_chat
     assert chat is not None
     resumed = await services.store.resume_chat(chat_from_telegram(chat))
-    greeting = "Welcome back: your subscriptions are active again.\n\n" if resumed else ""
-    await reply(update, greeting + HELP)
+    if resumed:
+        await reply(update, say("start.welcome_back"), "", help_text(chat.type, context))
+        return
+    await reply(update, say("start.greeting"))
+
+
+def help_text(chat_type: str, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """/help: the commands. Channels are managed from a private chat with the
+    bot, so a group is told to go there rather than "this private chat"."""
+    if chat_type == ChatType.PRIVATE:
+        channel_help = say("help.channel_private")
+    else:
+        channel_help = say("help.channel_group", bot=esc(context.bot.username or "me"))
+    return say("help.commands", channel_help=channel_help)
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply(update, HELP)
+    chat = update.effective_chat
+    await reply(update, help_text(chat.type if chat else ChatType.PRIVATE, context))
 
 
 async def membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

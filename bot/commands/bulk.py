@@ -21,6 +21,7 @@ from bot.commands.replies import NO_PREVIEW, reply
 from bot.models import Chat
 from bot.services import Services
 from bot.subscriptions import BulkReport, Outcome, esc
+from bot.texts import plural, say
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +42,30 @@ def quota_for(services: Services, user_id: int | None) -> int | None:
     return limit
 
 
-def summary(report: BulkReport, where: str = "") -> list[str]:
-    """One answer for many feeds: the counts, then what failed and why."""
-    added = report.count(Outcome.ADDED)
-    already = report.count(Outcome.ALREADY)
-    failed = report.of(Outcome.FAILED)
-    left_out = report.of(Outcome.OVER_QUOTA)
-    parts = [f"added {added}"]
-    if already:
-        parts.append(f"already there {already}")
-    if failed:
-        parts.append(f"failed {len(failed)}")
-    if left_out:
-        parts.append(f"left out {len(left_out)} (the chat's subscription limit)")
-    lines = [f"Subscriptions{where}: {', '.join(parts)}."]
-    if len(report.answers) <= LIST_ALL_UP_TO:
+def summary(report: BulkReport, code: str = "subscribe.summary", where: str = "") -> list[str]:
+    """One answer for many feeds: the counts (in the words of ``code``), then
+    what failed and why; a handful of feeds are named one by one."""
+    total = len(report.answers)
+    head = say(
+        code,
+        where=f"{where}: " if where else "",
+        total=total,
+        feeds=plural(total, "feed", "feeds"),
+        added=report.count(Outcome.ADDED),
+        already=report.count(Outcome.ALREADY),
+        failed=report.count(Outcome.FAILED),
+    )
+    lines = [head]
+    if total <= LIST_ALL_UP_TO:
         # A handful: name each one (the counts alone would hide which was which).
-        lines.extend(answer.text for answer in report.answers)
-        return lines
-    lines.extend(answer.text for answer in failed)
+        lines.extend(a.text for a in report.answers if a.kind is not Outcome.OVER_QUOTA)
+    else:
+        lines.extend(answer.text for answer in report.of(Outcome.FAILED))
+    left_out = report.count(Outcome.OVER_QUOTA)
     if left_out:
-        lines.append(left_out[0].text)
+        quota = report.quota or 0
+        feeds = plural(left_out, "feed", "feeds")
+        lines.append(say("subscribe.left_out", count=left_out, feeds=feeds, quota=quota))
     return lines
 
 
@@ -73,14 +77,15 @@ def start_bulk(
     urls: Sequence[str],
     *,
     where: str = "",
+    code: str = "subscribe.summary",
 ) -> None:
     """Subscribe ``chat`` to ``urls`` in the background and report to the
-    chat the command came from."""
+    chat the command came from, in the words of ``code``."""
     message = update.effective_message
     user = update.effective_user
     quota = quota_for(services, user.id if user else None)
     context.application.create_task(
-        _run(update, services, chat, list(urls), quota, where, message),
+        _run(update, services, chat, list(urls), quota, where, code, message),
         update=update,
         name=f"bulk subscribe {chat.id}",
     )
@@ -93,6 +98,7 @@ async def _run(
     urls: list[str],
     quota: int | None,
     where: str,
+    code: str,
     message: Message | None,
 ) -> None:
     started = time.monotonic()
@@ -107,7 +113,7 @@ async def _run(
         if now - last < PROGRESS_EVERY:
             return
         last = now
-        text = f"Subscribing{esc(where)}… {done} of {total} feeds checked."
+        text = say("subscribe.progress", done=done, total=total)
         try:
             if shown is None:
                 shown = await message.reply_text(text, do_quote=False)
@@ -117,7 +123,7 @@ async def _run(
             log.debug("progress message: %s", exc)
 
     report = await services.subscriptions.subscribe_many(chat, urls, quota=quota, progress=progress)
-    lines = summary(report, esc(where))
+    lines = summary(report, code, esc(where))
     if shown is not None and len(lines) == 1:
         try:
             await shown.edit_text(

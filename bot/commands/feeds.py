@@ -6,12 +6,20 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.commands.access import Denied, Target, may_use_bot, resolve_target, split_channel_ref
+from bot.commands.access import (
+    ChatArgs,
+    Denied,
+    Target,
+    may_use_bot,
+    resolve_target,
+    split_chat_ref,
+)
 from bot.commands.basic import PRIVATE_ONLY
 from bot.commands.bulk import quota_for, start_bulk
 from bot.commands.replies import reply
 from bot.services import Services, get_services
 from bot.subscriptions import esc
+from bot.texts import say
 
 USAGE_SUBSCRIBE = "Usage: /subscribe URL [URL…], or /subscribe @channel URL from a private chat."
 USAGE_UNSUBSCRIBE = "Usage: /unsubscribe URL or N (the number /list shows)."
@@ -19,9 +27,10 @@ USAGE_SET = "Usage: /set N to see a subscription's settings, /set N key value to
 
 
 async def command_target(
-    update: Update, services: Services, ref: str | None, *, change: bool
+    update: Update, services: Services, args: ChatArgs, *, change: bool
 ) -> Target | None:
     """The chat the command acts on, or None after telling the user why not."""
+    ref = args.ref
     message = update.effective_message
     assert message is not None
     user = message.from_user
@@ -34,6 +43,9 @@ async def command_target(
     if not allowed:
         await reply(update, PRIVATE_ONLY)
         return None
+    if args.unclear is not None:
+        await reply(update, say("ref.neither", word=esc(args.unclear)))
+        return None
     try:
         return await resolve_target(
             message.get_bot(), services.config.telegram, message, ref, change=change
@@ -45,17 +57,18 @@ async def command_target(
 
 async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = get_services(context)
-    ref, urls = split_channel_ref(context.args or [])
+    args = split_chat_ref(context.args or [])
+    urls = args.rest
     if not urls:
         await reply(update, USAGE_SUBSCRIBE)
         return
-    target = await command_target(update, services, ref, change=True)
+    target = await command_target(update, services, args, change=True)
     if target is None:
         return
     unique = list(dict.fromkeys(urls))
-    where = f" for {target.chat.title}" if target.named else ""
     if len(unique) > 1:
         # Many feeds: in the background, one summary, no samples.
+        where = target.chat.title if target.named else ""
         start_bulk(update, context, services, target.chat, unique, where=where)
         return
     user = update.effective_user
@@ -63,29 +76,32 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         target.chat, unique[0], quota=quota_for(services, user.id if user else None)
     )
     lines = [answer.text]
-    if where:
-        lines.insert(0, f"Subscriptions{esc(where)}:")
+    if target.named:
+        lines.insert(0, f"Subscriptions for {esc(target.chat.title)}:")
     await reply(update, *lines)
     services.deliverer.wake()  # the sample, after the answer
 
 
 async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = get_services(context)
-    ref, args = split_channel_ref(context.args or [])
-    if not args:
+    args = split_chat_ref(context.args or [])
+    if not args.rest:
         await reply(update, USAGE_UNSUBSCRIBE)
         return
-    target = await command_target(update, services, ref, change=True)
+    target = await command_target(update, services, args, change=True)
     if target is None:
         return
-    answers = await services.subscriptions.unsubscribe(target.chat.id, args)
+    answers = await services.subscriptions.unsubscribe(target.chat.id, args.rest)
     await reply(update, *(answer.text for answer in answers))
 
 
 async def list_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = get_services(context)
-    ref, _ = split_channel_ref(context.args or [])
-    target = await command_target(update, services, ref, change=False)
+    args = split_chat_ref(context.args or [], alone=True)
+    if args.rest:  # /list takes a chat at most: anything else is no chat we know
+        await reply(update, say("usage.list"))
+        return
+    target = await command_target(update, services, args, change=False)
     if target is None:
         return
     name = target.chat.title if target.named or target.chat.kind != "private" else "this chat"
@@ -94,11 +110,12 @@ async def list_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = get_services(context)
-    ref, args = split_channel_ref(context.args or [])
+    chat_args = split_chat_ref(context.args or [])
+    args = chat_args.rest
     if len(args) not in (1, 3):
         await reply(update, USAGE_SET)
         return
-    target = await command_target(update, services, ref, change=len(args) == 3)
+    target = await command_target(update, services, chat_args, change=len(args) == 3)
     if target is None:
         return
     if len(args) == 1:

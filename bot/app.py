@@ -129,7 +129,6 @@ async def _shutdown(application: Application) -> None:
 async def _close(services: Services) -> None:
     await services.fetcher.aclose()
     await services.store.close()
-    log.info("feedbot stopped")
 
 
 async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -107,23 +107,38 @@ def test_addresses_alone_name_no_chat(urls):
 
 
 def test_bulk_summary_counts_each_outcome_and_names_failures():
-    from bot.commands.bulk import BulkSummary, Outcome
+    from bot.commands.bulk import LIST_ALL_UP_TO, summary
+    from bot.subscriptions import Answer, BulkReport, Outcome
 
-    summary = BulkSummary()
-    for outcome, line in [
-        (Outcome.ADDED, "Subscribed to A"),
-        (Outcome.FAILED, "x: not a URL"),
-        (Outcome.ALREADY, ""),
-        (Outcome.ADDED, "Subscribed to B"),
-    ]:
-        summary.add(outcome, line)
-    assert summary.lines("import.summary") == [
+    answers = (
+        Answer(True, "Subscribed to A"),
+        Answer(False, "x: not a URL"),
+        Answer(False, "Already subscribed to C.", Outcome.ALREADY),
+        Answer(True, "Subscribed to B"),
+    )
+    assert summary(BulkReport(answers), "import.summary") == [
         "The file lists 4 feeds: added 2, already there 1, failed 1.",
-        "x: not a URL",
+        *(a.text for a in answers),  # a handful: each one named
     ]
-    one = BulkSummary()
-    one.add(Outcome.ADDED, "Subscribed to A")
-    assert one.lines() == ["1 feed: added 1, already there 0, failed 0."]
+    assert summary(BulkReport(answers[:1])) == [
+        "1 feed: added 1, already there 0, failed 0.",
+        "Subscribed to A",
+    ]
+    many = BulkReport(answers * LIST_ALL_UP_TO)
+    lines = summary(many, "subscribe.summary", "News")
+    assert lines[0].startswith(f"News: {4 * LIST_ALL_UP_TO} feeds: added {2 * LIST_ALL_UP_TO},")
+    assert lines[1:] == ["x: not a URL"] * LIST_ALL_UP_TO  # many: only the failures
+
+
+def test_bulk_summary_says_how_many_the_quota_left_out():
+    from bot.commands.bulk import summary
+    from bot.subscriptions import Answer, BulkReport, Outcome
+
+    over = Answer(False, "over", Outcome.OVER_QUOTA)
+    lines = summary(BulkReport((Answer(True, "Subscribed to A"), over, over), quota=1))
+    assert lines[0] == "3 feeds: added 1, already there 0, failed 0."
+    assert lines[-1] == "Left out 2 feeds: this chat may have at most 1 subscriptions."
+    assert "over" not in lines
 
 
 def test_export_caption_is_singular_for_one():

@@ -1,4 +1,4 @@
-"""The `feedbot` command: `feedbot run` and `feedbot check URL`."""
+"""The `feedbot` command: `feedbot run`, `feedbot check URL` and `feedbot migrate`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.config import ConfigError, load_config
+from bot.config import Config, ConfigError, load_config
 from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import newest_first
 from bot.models import Style
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="preview a subscription setting, as /set would (e.g. summary=full, media=off)",
     )
+    migrate = sub.add_parser("migrate", help="create or upgrade the PostgreSQL schema, then exit")
+    migrate.add_argument("--config", help="config file (default: $FEEDBOT_CONFIG or config.toml)")
     return parser
 
 
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 1
             return 0
+        if args.command == "migrate":
+            return asyncio.run(migrate(load_config(args.config, require_token=False)))
         config = load_config(args.config, require_token=False)
         style = Style()
         for setting in args.set:
@@ -99,6 +103,32 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
         return 2
+
+
+async def migrate(config: Config) -> int:
+    """Apply the PostgreSQL migrations (``open`` applies them too) and say
+    which schema version the database is at."""
+    from bot.store import StoreError
+    from bot.store.postgres import PostgresStore
+
+    if not config.store.url:
+        print(
+            "feedbot: migrate is for PostgreSQL: set store.url or FEEDBOT_STORE_URL "
+            "(the embedded file upgrades itself when opened)",
+            file=sys.stderr,
+        )
+        return 2
+    store = PostgresStore(config.store.url)
+    try:
+        await store.open()  # applies every missing migration, under a lock
+        version = await store.migrate_to()
+    except StoreError as exc:
+        print(f"feedbot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(f"schema version {version}")
+    return 0
 
 
 async def check(target: str, limit: int, timeout: float, style: Style) -> int:

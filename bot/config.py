@@ -4,7 +4,8 @@ Where it comes from: ``load_config(path)``, else the file named by the
 environment variable FEEDBOT_CONFIG, else ``config.toml`` in the working
 directory. FEEDBOT_TOKEN overrides ``telegram.token``, so the secret can stay
 out of the file; with FEEDBOT_TOKEN set, the default file may be absent
-altogether (everything else then has its default).
+altogether (everything else then has its default). FEEDBOT_STORE_URL
+overrides ``store.url`` likewise (a database password is a secret too).
 
 Every mistake is a :class:`ConfigError` whose message is one line naming the
 file and the key, e.g. ``config.toml: poll.timeout: expected a duration like
@@ -26,6 +27,7 @@ from typing import Any
 DEFAULT_PATH = "config.toml"
 ENV_CONFIG = "FEEDBOT_CONFIG"
 ENV_TOKEN = "FEEDBOT_TOKEN"
+ENV_STORE_URL = "FEEDBOT_STORE_URL"
 
 
 class ConfigError(Exception):
@@ -163,6 +165,13 @@ def _as_url(value: Any) -> str:
     return value
 
 
+def _as_database_url(value: Any) -> str:
+    # Never echo the value: it may hold the database password.
+    if not isinstance(value, str) or not re.fullmatch(r"postgres(?:ql)?://\S+", value.strip()):
+        raise ValueError('expected a PostgreSQL URL like "postgresql://user@host:5432/db"')
+    return value.strip()
+
+
 def _as_token(value: Any) -> str:
     # Never echo the value: it is a secret.
     if not isinstance(value, str) or not _TOKEN.fullmatch(value.strip()):
@@ -214,6 +223,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     },
     "store": {
         "path": (_as_str, "data/feedbot.sqlite"),
+        "url": (_as_database_url, None),
     },
     "poll": {
         "interval": (parse_duration, "10m"),
@@ -282,6 +292,12 @@ def load_config(
         values[section] = {}
         for key, (parse, default) in keys.items():
             name, raw = f"{where}: {section}.{key}", given.get(key, default)
+            if section == "store" and key == "url":
+                if env.get(ENV_STORE_URL):
+                    name, raw = ENV_STORE_URL, env[ENV_STORE_URL]
+                if raw is None:
+                    values[section][key] = None
+                    continue
             if section == "telegram" and key == "token":
                 if env_token is not None:
                     name, raw = ENV_TOKEN, env_token
@@ -297,6 +313,12 @@ def load_config(
                 values[section][key] = parse(raw)
             except ValueError as e:
                 raise ConfigError(f"{name}: {e}") from None
+
+    if {"path", "url"} <= data.get("store", {}).keys():
+        raise ConfigError(
+            f"{where}: store.url: give either store.path (the embedded file) "
+            "or store.url (PostgreSQL), not both"
+        )
 
     poll = values["poll"]
     if poll["interval"] < poll["min_interval"]:

@@ -403,3 +403,44 @@ def test_webhook_url_must_be_a_url(write) -> None:
         f'[telegram]\ntoken = "{TOKEN}"\nwebhook_url = "bot.example.com"\nwebhook_secret = "a"\n'
     )
     assert error(path).startswith(f"{path}: telegram.webhook_url: expected the public https URL")
+
+
+# -- store: the embedded file or PostgreSQL -----------------------------------
+PG_URL = "postgresql://feedbot@db.example:5432/feedbot"
+
+
+def test_store_url_from_the_file(write) -> None:
+    path = write(f'[store]\nurl = "{PG_URL}"\n')
+    store = load_config(path, {"FEEDBOT_TOKEN": TOKEN}).store
+    assert store == StoreConfig(path=DEFAULTS.store.path, url=PG_URL)
+
+
+def test_store_url_from_the_environment_overrides_the_file(write) -> None:
+    env = {"FEEDBOT_TOKEN": TOKEN, "FEEDBOT_STORE_URL": "postgres://other@h/db"}
+    assert load_config(write(f'[store]\nurl = "{PG_URL}"\n'), env).store.url == (
+        "postgres://other@h/db"
+    )
+    # With path in the file: the environment picks PostgreSQL, no conflict.
+    assert load_config(write('[store]\npath = "x.sqlite"\n'), env).store == StoreConfig(
+        "x.sqlite", "postgres://other@h/db"
+    )
+    # An empty variable is as good as absent.
+    assert load_config(write(""), {**env, "FEEDBOT_STORE_URL": ""}).store.url is None
+
+
+def test_store_path_and_url_together_is_an_error(write) -> None:
+    path = write(f'[store]\npath = "x.sqlite"\nurl = "{PG_URL}"\n')
+    message = error(path, {"FEEDBOT_TOKEN": TOKEN})
+    assert message.startswith(f"{path}: store.url: ")
+    assert "store.path" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["mysql://u:hunter2@h/db", "hunter2", "", "5"])
+def test_bad_store_url_names_the_key_and_hides_the_value(write, value: str) -> None:
+    path = write(f'[store]\nurl = "{value}"\n')
+    message = error(path, {"FEEDBOT_TOKEN": TOKEN})
+    assert message == (
+        f'{path}: store.url: expected a PostgreSQL URL like "postgresql://user@host:5432/db"'
+    )
+    env_message = error(write(""), {"FEEDBOT_TOKEN": TOKEN, "FEEDBOT_STORE_URL": "x:hunter2"})
+    assert env_message.startswith("FEEDBOT_STORE_URL: ") and "hunter2" not in env_message

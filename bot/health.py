@@ -157,42 +157,36 @@ class StoreSampler:
             self._task = None
 
 
+def checker(
+    sampler: StoreSampler, beats: Heartbeats = heartbeats, clock: Clock = time.monotonic
+) -> Callable[[], str]:
+    """The process's verdict, as /healthz asks for it."""
+    return lambda: verdict(clock(), beats.snapshot(), sampler.probe, sampler.max_age)
+
+
 class HealthServer:
-    """An aiohttp server for /metrics and /healthz on ``[metrics] listen``."""
+    """An aiohttp server for /metrics and /healthz on ``[metrics] listen``;
+    ``health`` gives the verdict (:func:`checker`)."""
 
     def __init__(
-        self,
-        listen: tuple[str, int],
-        sampler: StoreSampler,
-        *,
-        beats: Heartbeats = heartbeats,
-        sink: Metrics = metrics,
-        clock: Clock = time.monotonic,
+        self, listen: tuple[str, int], health: Callable[[], str], *, sink: Metrics = metrics
     ) -> None:
         self._listen = listen
-        self._sampler = sampler
-        self._beats = beats
+        self._health = health
         self._metrics = sink
-        self._clock = clock
         self._runner: web.AppRunner | None = None
         #: The port bound (useful with port 0).
         self.port: int | None = None
 
-    def health(self) -> str:
-        return verdict(
-            self._clock(), self._beats.snapshot(), self._sampler.probe, self._sampler.max_age
-        )
-
     async def _healthz(self, request: web.Request) -> web.Response:
-        reason = self.health()
+        reason = self._health()
         return web.Response(status=200 if reason == "ok" else 503, text=reason + "\n")
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def start(self) -> None:
-        """Bind the address (an OSError, e.g. address in use, propagates) and
-        start sampling the store."""
+        """Bind the address (an OSError, e.g. address in use, propagates)."""
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics_page)
@@ -206,11 +200,9 @@ class HealthServer:
             raise
         self._runner = runner
         self.port = runner.addresses[0][1]
-        self._sampler.start()
         log.info("metrics and health on http://%s:%d/", self._listen[0], self.port)
 
     async def stop(self) -> None:
-        await self._sampler.stop()
         if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+            runner, self._runner = self._runner, None
+            await runner.cleanup()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,7 @@ def write_config(
     interval: str = "1s",
     extra_telegram: str = "",
     timeout: str = "5s",
+    extra: str = "",
 ) -> Path:
     """A config file as a user would write it, pointing at the fakes."""
     path = directory / "config.toml"
@@ -55,10 +57,19 @@ interval = "{interval}"
 min_interval = "1s"
 timeout = "{timeout}"
 allow_private_addresses = true
+{extra}
 """,
         encoding="utf-8",
     )
     return path
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a config that must name
+    one before the bot starts (a webhook URL); port 0 serves otherwise."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def load_test_config(directory: Path, telegram: FakeTelegram, **kwargs: str) -> Config:

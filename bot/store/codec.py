@@ -18,10 +18,12 @@ from typing import Any
 from bot.models import (
     Chat,
     ChatKind,
+    Delivery,
     Entry,
     Feed,
     FeedStatus,
     Media,
+    Notice,
     Style,
     Subscription,
 )
@@ -141,6 +143,7 @@ def subscription_to_dict(sub: Subscription) -> JSONDict:
         "feed_url": sub.feed_url,
         "created": sub.created,
         "style": style_to_dict(sub.style),
+        "seq": sub.seq,
     }
 
 
@@ -150,7 +153,17 @@ def subscription_from_dict(d: JSONDict) -> Subscription:
         feed_url=d["feed_url"],
         created=float(d["created"]),
         style=style_from_dict(d.get("style")),
+        seq=int(_opt(d, "seq", 0)),
     )
+
+
+# -- notices -----------------------------------------------------------------
+def notice_to_dict(notice: Notice) -> JSONDict:
+    return {"code": notice.code, "params": dict(notice.params)}
+
+
+def notice_from_dict(d: JSONDict) -> Notice:
+    return Notice(code=d["code"], params={str(k): str(v) for k, v in _opt(d, "params", {}).items()})
 
 
 # -- entries -----------------------------------------------------------------
@@ -201,6 +214,36 @@ def entry_from_dict(d: JSONDict) -> Entry:
         published=datetime_from_str(d.get("published")),
         updated=datetime_from_str(d.get("updated")),
         media=tuple(media_from_dict(m) for m in _opt(d, "media", ())),
+    )
+
+
+# -- deliveries --------------------------------------------------------------
+def delivery_to_dict(delivery: Delivery) -> JSONDict:
+    """The whole delivery, its entry or notice inline (a backend that stores
+    entries once keeps its own record shape instead)."""
+    return {
+        "seq": delivery.seq,
+        "chat_id": delivery.chat_id,
+        "feed_url": delivery.feed_url,
+        "entry": None if delivery.entry is None else entry_to_dict(delivery.entry),
+        "notice": None if delivery.notice is None else notice_to_dict(delivery.notice),
+        "not_before": delivery.not_before,
+        "attempts": delivery.attempts,
+        "sent_parts": delivery.sent_parts,
+    }
+
+
+def delivery_from_dict(d: JSONDict) -> Delivery:
+    entry, notice = d.get("entry"), d.get("notice")
+    return Delivery(
+        seq=int(d["seq"]),
+        chat_id=int(d["chat_id"]),
+        feed_url=d["feed_url"],
+        entry=None if entry is None else entry_from_dict(entry),
+        not_before=float(_opt(d, "not_before", 0.0)),
+        attempts=int(_opt(d, "attempts", 0)),
+        sent_parts=int(_opt(d, "sent_parts", 0)),
+        notice=None if notice is None else notice_from_dict(notice),
     )
 
 

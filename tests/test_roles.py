@@ -177,3 +177,19 @@ async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-u
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_the_embedded_store_makes_its_one_process_the_sender(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "feedbot.sqlite"))
+    await store.open()
+    side = Side()
+    r = role(store.hold_sender, side)
+    try:
+        await r.start()
+        assert r.is_sender and side.running
+    finally:
+        await r.stop()
+        await store.close()
+    assert not side.running

@@ -3,7 +3,7 @@
 The modules that do the work report through the one process-wide instance,
 ``from bot.metrics import metrics``::
 
-    metrics.poll_done("ok", seconds)      # the poller, once per fetch
+    metrics.poll_done("unchanged", 0.3)   # the poller, once per poll, with its fetch time
     metrics.new_entries(3)                # the poller, entries a poll queued
     metrics.delivery_done("sent")         # the deliverer, once per Telegram answer
     metrics.rate_limited()                # every 429 from Telegram
@@ -30,14 +30,16 @@ from bot.store.base import StoreStats
 
 __all__ = ["CONTENT_TYPE", "DeliveryOutcome", "Metrics", "PollOutcome", "metrics"]
 
-#: What one poll of a feed came to: new or changed content ("ok"), a 304 or
-#: an unchanged body ("not_modified"), a failure (network, HTTP error, not a
-#: feed), a 410 ("gone"), a permanent redirect ("moved").
-PollOutcome = Literal["ok", "not_modified", "failed", "gone", "moved"]
-#: What Telegram's answer to one delivery came to (see bot/deliver.py): sent,
-#: to be retried later (429, 5xx, network), chat unreachable (paused), group
-#: migrated (re-sent to the new id), refused for good (dropped).
-DeliveryOutcome = Literal["sent", "retry", "chat_gone", "migrated", "rejected"]
+#: What one poll of a feed came to, as bot/poller.py's PollResult names it
+#: (``result.name.lower()``): new entries queued, nothing new (a 304 or the
+#: same entries), a failure (network, HTTP error, not a feed), a 410, nobody
+#: follows it any more (deleted), the lease was lost to another process.
+PollOutcome = Literal["new_entries", "unchanged", "failed", "gone", "dropped", "lost"]
+#: What Telegram's answer to one send came to, as bot/delivery_rules.py
+#: classifies it: sent; to be retried later (429, 5xx, network); chat
+#: unreachable (paused); group migrated (re-sent to the new id); sent again
+#: without media or as plain text ("fallback"); refused for good (dropped).
+DeliveryOutcome = Literal["sent", "retry", "chat_gone", "migrated", "fallback", "refused"]
 
 _POLL_OUTCOMES: tuple[str, ...] = get_args(PollOutcome)
 _DELIVERY_OUTCOMES: tuple[str, ...] = get_args(DeliveryOutcome)

@@ -11,18 +11,18 @@ from bot.store.base import OutboxStats, StoreStats
 def test_every_outcome_is_exported_from_the_start_at_zero() -> None:
     m = Metrics()
     text = m.render().decode()
-    for outcome in ("ok", "not_modified", "failed", "gone", "moved"):
+    for outcome in ("new_entries", "unchanged", "failed", "gone", "dropped", "lost"):
         assert f'feedbot_polls_total{{outcome="{outcome}"}} 0.0' in text
-    for outcome in ("sent", "retry", "chat_gone", "migrated", "rejected"):
+    for outcome in ("sent", "retry", "chat_gone", "migrated", "fallback", "refused"):
         assert f'feedbot_deliveries_total{{outcome="{outcome}"}} 0.0' in text
 
 
 def test_polls_count_by_outcome_and_time_the_fetch() -> None:
     m = Metrics()
-    m.poll_done("ok", 0.2)
-    m.poll_done("ok", 3.0)
+    m.poll_done("new_entries", 0.2)
+    m.poll_done("new_entries", 3.0)
     m.poll_done("failed", 20.0)
-    assert m.value("feedbot_polls_total", outcome="ok") == 2
+    assert m.value("feedbot_polls_total", outcome="new_entries") == 2
     assert m.value("feedbot_polls_total", outcome="failed") == 1
     assert m.value("feedbot_fetch_seconds_count") == 3
     assert m.value("feedbot_fetch_seconds_sum") == pytest.approx(23.2)

@@ -52,14 +52,18 @@ class Operations:
         allowed_updates: Sequence[str],
         polling_timeout: float = 10.0,
         role_every: float = 2.0,
+        owner: str | None = None,
     ) -> None:
+        """``owner`` names this process to the store (default
+        :func:`bot.roles.owner_id`); give the poller's lease owner, so that
+        one process has one name."""
         self._config = config
         self._sending = sending
         self.receiver = UpdateReceiver(
             application, config.telegram, allowed_updates, polling_timeout=polling_timeout
         )
         self.role = SenderRole(
-            store.hold_sender, self._start_sender, self._stop_sender, every=role_every
+            store.hold_sender, self._start_sender, self._stop_sender, owner=owner, every=role_every
         )
         self.sampler = StoreSampler(store)
         self.health: HealthServer | None = None

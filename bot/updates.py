@@ -57,7 +57,8 @@ class UpdateReceiver:
         self._application = application
         self._config = config
         self._allowed = list(allowed_updates)
-        self._polling_timeout = polling_timeout
+        #: How long one getUpdates waits at Telegram (tests shorten it).
+        self.polling_timeout = polling_timeout
         self._runner: web.AppRunner | None = None
         #: The webhook port bound (useful with port 0), None when not listening.
         self.port: int | None = None
@@ -79,7 +80,7 @@ class UpdateReceiver:
             # getUpdates with 409 while one is set), keeping pending updates.
             await updater.start_polling(
                 poll_interval=0.0,
-                timeout=int(self._polling_timeout),
+                timeout=int(self.polling_timeout),
                 allowed_updates=self._allowed,
                 bootstrap_retries=3,
             )

@@ -8,13 +8,23 @@ that webhook mode and the health server are the ones the process runs.
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import time
 from pathlib import Path
 
 import aiohttp
 
 from bot.updates import SECRET_HEADER
 from testkit.fake_telegram import FakeTelegram
-from testkit.harness import free_port, load_test_config, running_bot
+from testkit.harness import (
+    bot_log,
+    free_port,
+    load_test_config,
+    running_bot,
+    start_bot,
+    write_config,
+)
 
 SECRET = "e2e-Secret_42"
 
@@ -71,3 +81,34 @@ async def test_webhook_mode_metrics_and_health(tmp_path: Path, telegram: FakeTel
             line.startswith("feedbot_sender{") and line.endswith(" 1.0")
             for line in text.splitlines()
         )
+
+
+async def test_feedbot_run_serves_health_and_stops_on_sigterm(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    """`feedbot run` as an operator starts it: /healthz turns 200, /start is
+    answered through getUpdates, SIGTERM ends it cleanly."""
+    metrics = free_port()
+    config = write_config(tmp_path, telegram, extra=f'[metrics]\nlisten = "127.0.0.1:{metrics}"\n')
+    process = await start_bot(config)
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with http.get(f"http://127.0.0.1:{metrics}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert time.monotonic() < deadline, bot_log(config)
+                assert process.returncode is None, bot_log(config)
+                await asyncio.sleep(0.1)
+            telegram.user_says(42, 42, "/start")
+            await telegram.wait_sent(42, 1, timeout=20)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 30)
+    assert code == 0, bot_log(config)
+    assert "Traceback" not in bot_log(config)

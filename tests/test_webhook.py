@@ -174,3 +174,20 @@ async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-un
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_the_fake_checks_set_webhook_as_telegram_does(
+    telegram: FakeTelegram, app: Application
+) -> None:
+    from telegram.error import BadRequest
+
+    with pytest.raises(BadRequest, match="(?i)secret token"):
+        await app.bot.set_webhook("https://bot.example.com/hook", secret_token="has space")
+    with pytest.raises(BadRequest, match="(?i)invalid url"):
+        await app.bot.set_webhook("bot.example.com/hook")
+    assert telegram.webhook_url == ""
+    assert await app.bot.set_webhook("https://bot.example.com/hook", secret_token="ok")
+    assert (await app.bot.get_webhook_info()).url == "https://bot.example.com/hook"
+    assert await app.bot.delete_webhook()
+    assert (telegram.webhook_url, telegram.webhook_secret) == ("", None)
+    assert await app.bot.get_updates(timeout=0) == ()

@@ -170,3 +170,32 @@ async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-un
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_a_hung_database_is_unhealthy_not_a_hung_probe() -> None:
+    reason = await unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    import asyncpg
+
+    async with fresh_database() as url:
+        store = PostgresStore(url)
+        await store.open()
+        locker = await asyncpg.connect(url)
+        try:
+            sampler = StoreSampler(store, timeout=0.5, sink=Metrics())
+            await sampler.sample()
+            assert sampler.probe.error is None
+            async with locker.transaction():
+                # Another session holds the outbox: the stats query waits.
+                await locker.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+                started = time.monotonic()
+                await sampler.sample()
+                assert time.monotonic() - started < 2.0
+                assert sampler.probe.error == "no answer within 0.5s"
+                assert checker(sampler, Heartbeats())() == "store: no answer within 0.5s"
+            await sampler.sample()
+            assert sampler.probe.error is None
+        finally:
+            await locker.close()
+            await store.close()

@@ -129,6 +129,7 @@ async def test_metrics_and_healthz_of_a_running_process(
     telegram: FakeTelegram, pg_url: str
 ) -> None:
     p = Process("a", config(telegram, pg_url))
+    p.ops.sampler.every = 0.1  # sample often: the test waits for a failed sample
     await p.store.open()
     try:
         async with serving(p.app, p.ops):

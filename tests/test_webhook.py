@@ -181,9 +181,9 @@ async def test_the_fake_checks_set_webhook_as_telegram_does(
 ) -> None:
     from telegram.error import BadRequest
 
-    with pytest.raises(BadRequest, match="(?i)secret token"):
+    with pytest.raises(BadRequest, match=r"(?i)secret token"):
         await app.bot.set_webhook("https://bot.example.com/hook", secret_token="has space")
-    with pytest.raises(BadRequest, match="(?i)invalid url"):
+    with pytest.raises(BadRequest, match=r"(?i)invalid url"):
         await app.bot.set_webhook("bot.example.com/hook")
     assert telegram.webhook_url == ""
     assert await app.bot.set_webhook("https://bot.example.com/hook", secret_token="ok")

@@ -14,13 +14,13 @@ RUN useradd --system --uid 10001 --home-dir /srv/feedbot --create-home feedbot \
  && mkdir -p /srv/feedbot/data && chown feedbot:feedbot /srv/feedbot/data
 COPY --from=build /opt/feedbot /opt/feedbot
 COPY config.example.toml /srv/feedbot/config.example.toml
-COPY docker/config.toml /srv/feedbot/config.toml
+COPY docker/feedbot.toml /srv/feedbot/config.toml
 ENV PATH=/opt/feedbot/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /srv/feedbot
 USER feedbot
 # data/feedbot.sqlite (the default store path) lives on this volume.
 VOLUME ["/srv/feedbot/data"]
-# /srv/feedbot/config.toml (docker/config.toml: [metrics] on port 9464) may be
+# /srv/feedbot/config.toml (docker/feedbot.toml: [metrics] on port 9464) may be
 # replaced by a mounted one; FEEDBOT_TOKEN and FEEDBOT_STORE_URL override the
 # token and the store. /metrics and /healthz are on port 9464.
 EXPOSE 9464

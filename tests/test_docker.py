@@ -27,7 +27,7 @@ def healthcheck() -> list[str]:
 
 
 def test_the_image_config_serves_metrics_where_the_healthcheck_asks() -> None:
-    config = load_config(str(REPO / "docker" / "config.toml"), {"FEEDBOT_TOKEN": "1:A"})
+    config = load_config(str(REPO / "docker" / "feedbot.toml"), {"FEEDBOT_TOKEN": "1:A"})
     assert config.metrics.listen == ("0.0.0.0", 9464)
     assert "http://127.0.0.1:9464/healthz" in " ".join(healthcheck())
 

@@ -14,11 +14,18 @@ RUN useradd --system --uid 10001 --home-dir /srv/feedbot --create-home feedbot \
  && mkdir -p /srv/feedbot/data && chown feedbot:feedbot /srv/feedbot/data
 COPY --from=build /opt/feedbot /opt/feedbot
 COPY config.example.toml /srv/feedbot/config.example.toml
+COPY docker/feedbot.toml /srv/feedbot/config.toml
 ENV PATH=/opt/feedbot/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /srv/feedbot
 USER feedbot
 # data/feedbot.sqlite (the default store path) lives on this volume.
 VOLUME ["/srv/feedbot/data"]
-# A config.toml mounted at /srv/feedbot/config.toml is used when present;
-# otherwise FEEDBOT_TOKEN alone runs the bot with the default settings.
+# /srv/feedbot/config.toml (docker/feedbot.toml: [metrics] on port 9464) may be
+# replaced by a mounted one; FEEDBOT_TOKEN and FEEDBOT_STORE_URL override the
+# token and the store. /metrics and /healthz are on port 9464.
+EXPOSE 9464
+# /healthz: 200 while the loops run and the store answers. The slim image has
+# no curl, so Python asks (urlopen raises on a 503, which fails the check).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
 CMD ["feedbot", "run"]

@@ -46,6 +46,12 @@ class TelegramConfig:
     #: False: only admins and allowed_users may use the bot.
     public: bool
     allowed_users: frozenset[int]
+    #: Webhook mode when set: Telegram POSTs updates to this URL (see bot/updates.py).
+    webhook_url: str | None = None
+    #: Where the sender listens for those POSTs (host, port).
+    webhook_listen: tuple[str, int] = ("0.0.0.0", 8443)
+    #: Every POST must carry it in X-Telegram-Bot-Api-Secret-Token.
+    webhook_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    #: (host, port) serving /metrics and /healthz; None: off. Port 0 picks a free one.
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     telegram: TelegramConfig
     store: StoreConfig
     poll: PollConfig
     limits: LimitsConfig = LimitsConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 # -- durations ---------------------------------------------------------------
@@ -213,7 +226,37 @@ def _as_token(value: Any) -> str:
     return value.strip()
 
 
-#: section → key → (parse, default as it would be written in the file)
+def _as_listen(value: Any) -> tuple[str, int]:
+    m = (
+        re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
+        if isinstance(value, str)
+        else None
+    )
+    if m is None or int(m[2]) > 65535:
+        raise ValueError(f'expected an address like "127.0.0.1:9464", got {value!r}')
+    return m[1].strip("[]"), int(m[2])
+
+
+def _as_webhook_url(value: Any) -> str:
+    # Telegram itself only posts to https (ports 443, 80, 88, 8443); http is
+    # accepted for a local Bot API server and for tests.
+    if not isinstance(value, str) or not re.match(r"https?://[^/\s]+", value):
+        raise ValueError(
+            "expected the public https URL Telegram posts to, like "
+            f'"https://bot.example.com/telegram", got {value!r}'
+        )
+    return value
+
+
+def _as_webhook_secret(value: Any) -> str:
+    # Telegram's rule for secret_token. Never echo the value: it is a secret.
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+        raise ValueError("expected 1-256 characters among A-Z, a-z, 0-9, _ and -")
+    return value
+
+
+#: section → key → (parse, default as it would be written in the file); a
+#: default of None means the key is off when absent.
 _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "telegram": {
         "token": (_as_token, None),
@@ -221,6 +264,9 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "admins": (_as_user_ids, []),
         "public": (_as_bool, True),
         "allowed_users": (_as_user_ids, []),
+        "webhook_url": (_as_webhook_url, None),
+        "webhook_listen": (_as_listen, "0.0.0.0:8443"),
+        "webhook_secret": (_as_webhook_secret, None),
     },
     "store": {
         "path": (_as_str, "data/feedbot.sqlite"),
@@ -238,6 +284,9 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "limits": {
         "subscriptions_per_chat": (_as_count, 100),
         "commands_per_minute": (_as_count, 20),
+    },
+    "metrics": {
+        "listen": (_as_listen, None),
     },
 }
 
@@ -311,6 +360,9 @@ def load_config(
                         raise ConfigError(f"{name}: missing: set it here or in {ENV_TOKEN}")
                     values[section][key] = ""
                     continue
+            if raw is None:
+                values[section][key] = None
+                continue
             try:
                 values[section][key] = parse(raw)
             except ValueError as e:
@@ -340,9 +392,17 @@ def load_config(
             f"than poll.interval ({format_duration(poll['interval'])})"
         )
 
+    telegram = values["telegram"]
+    if telegram["webhook_url"] is not None and telegram["webhook_secret"] is None:
+        raise ConfigError(
+            f"{where}: telegram.webhook_secret: missing: required when telegram.webhook_url "
+            "is set (1-256 characters among A-Z, a-z, 0-9, _ and -)"
+        )
+
     return Config(
         telegram=TelegramConfig(**values["telegram"]),
         store=StoreConfig(**values["store"]),
         poll=PollConfig(**values["poll"]),
         limits=LimitsConfig(**values["limits"]),
+        metrics=MetricsConfig(**values["metrics"]),
     )

@@ -42,6 +42,11 @@ World set-up (synchronous): ``add_user``, ``add_group``, ``add_channel``, ``bloc
 ``count_429``, ``callback_answers``, ``unanswered_callbacks()``, ``commands``,
 ``internal_errors`` (bugs of the fake itself).
 
+Webhooks: after ``setWebhook`` (url, ``secret_token``, ``allowed_updates``) getUpdates answers
+409 Conflict, as Telegram does, and the fake POSTs each queued update in order to the URL with
+the ``X-Telegram-Bot-Api-Secret-Token`` header, retrying until the bot answers 2xx (failures in
+``webhook_failures``); ``deleteWebhook`` goes back to getUpdates.
+
 Files: ``getFile`` answers a relative ``file_path``; PTB prefixes it with ``base_file_url``, so
 give the bot ``base_file_url=fake.base_file_url`` to download what ``user_sends_document`` sent.
 
@@ -65,6 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from testkit.telegram_html import TelegramHTMLError, check_message, parse_telegram_html, utf16_len
@@ -227,6 +233,10 @@ class FakeTelegram:
         self.internal_errors: list[str] = []
         self.commands: dict[tuple[str, str], list[dict]] = {}
         self.webhook_url = ""
+        self.webhook_secret: str | None = None
+        #: (status or exception name, update_id) of every webhook POST the bot did not accept.
+        self.webhook_failures: list[tuple[str, int]] = []
+        self._pusher: asyncio.Task[None] | None = None
 
         self._sent: list[Sent] = []
         self._chats: dict[int, _Chat] = {}
@@ -299,6 +309,7 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._closing = True
         self._notify()
+        await self._stop_pusher()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1590,20 +1601,83 @@ class FakeTelegram:
 
     async def _api_deletewebhook(self, params: dict) -> bool:
         self.webhook_url = ""
+        self.webhook_secret = None
         if self._bool(params, "drop_pending_updates"):
             self._updates.clear()
+        # Not awaited: the pusher may be the one waiting on this bot's answer.
+        if self._pusher is not None:
+            self._pusher.cancel()
+            self._pusher = None
         return True
 
     async def _api_setwebhook(self, params: dict) -> bool:
-        self.webhook_url = self._str(params, "url") or ""
+        url = self._str(params, "url") or ""
+        if not url:
+            return await self._api_deletewebhook(params)
+        if not re.match(r"https?://[^/\s]+", url):
+            raise ApiError(400, "Bad Request: bad webhook: invalid URL")
+        secret = self._str(params, "secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        allowed = self._json(params, "allowed_updates")
+        if allowed is not None:
+            self._allowed_updates = allowed or None
+        if self._bool(params, "drop_pending_updates"):
+            self._updates.clear()
+        self.webhook_url, self.webhook_secret = url, secret
+        self._poll_generation += 1  # a getUpdates still waiting ends with 409
+        self._notify()
+        if self._pusher is None:
+            self._pusher = asyncio.create_task(self._push_updates(), name="fake webhook pusher")
         return True
 
+    async def _stop_pusher(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+            self._pusher = None
+
+    async def _push_updates(self) -> None:
+        """As Telegram does with a webhook: POST each update, in order, with
+        the secret header; an update leaves the queue once the bot answered
+        2xx, otherwise it is retried (Telegram backs off; here 0.1 s)."""
+        async with aiohttp.ClientSession() as session:
+            while not self._closing:
+                event = self._event()
+                ready = [u for u in self._updates if self._allowed(u)]
+                if not ready:
+                    await event.wait()
+                    continue
+                update = ready[0]
+                headers = {"Content-Type": "application/json"}
+                if self.webhook_secret is not None:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
+                try:
+                    async with session.post(
+                        self.webhook_url, data=json.dumps(update), headers=headers
+                    ) as response:
+                        ok = 200 <= response.status < 300
+                        failure = str(response.status)
+                except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                    ok, failure = False, type(e).__name__
+                if ok:
+                    self._updates.remove(update)
+                else:
+                    self.webhook_failures.append((failure, update["update_id"]))
+                    await asyncio.sleep(0.1)
+
     async def _api_getwebhookinfo(self, params: dict) -> dict:
-        return {
+        info: dict[str, Any] = {
             "url": self.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self.webhook_failures:
+            info["last_error_message"] = (
+                f"Wrong response from the webhook: {self.webhook_failures[-1][0]}"
+            )
+        return info
 
     def _commands_key(self, params: dict) -> tuple[str, str]:
         scope = self._json(params, "scope") or {}

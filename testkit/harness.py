@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -64,6 +65,14 @@ allow_private_addresses = true
         encoding="utf-8",
     )
     return path
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a config that must name
+    one before the bot starts (a webhook URL); port 0 serves otherwise."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def load_test_config(directory: Path, telegram: FakeTelegram, **kwargs: str) -> Config:

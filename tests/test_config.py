@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bot.config import (
     Config,
     ConfigError,
+    MetricsConfig,
     PollConfig,
     StoreConfig,
     TelegramConfig,
@@ -345,6 +346,81 @@ def test_format_duration_reads_well() -> None:
         "1d1s",
         "0.5s",
     ]
+
+
+# -- [metrics] and webhook mode ----------------------------------------------
+def test_metrics_and_webhook_are_off_by_default(write) -> None:
+    config = load_config(write(f'[telegram]\ntoken = "{TOKEN}"\n'), {})
+    assert config.metrics == MetricsConfig(listen=None)
+    assert config.telegram.webhook_url is None
+    assert config.telegram.webhook_secret is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ("[::1]:9464", ("::1", 9464)),
+        ("metrics.internal:80", ("metrics.internal", 80)),
+    ],
+)
+def test_metrics_listen(write, text: str, expected: tuple[str, int]) -> None:
+    config = load_config(
+        write(f'[telegram]\ntoken = "{TOKEN}"\n[metrics]\nlisten = "{text}"\n'), {}
+    )
+    assert config.metrics.listen == expected
+
+
+@pytest.mark.parametrize("bad", ['"9464"', '"localhost"', '"127.0.0.1:99999"', "9464", '""'])
+def test_metrics_listen_errors_name_the_key(write, bad: str) -> None:
+    path = write(f'[telegram]\ntoken = "{TOKEN}"\n[metrics]\nlisten = {bad}\n')
+    message = error(path)
+    assert message.startswith(f"{path}: metrics.listen: expected an address like")
+
+
+def test_webhook_mode(write) -> None:
+    path = write(
+        f'[telegram]\ntoken = "{TOKEN}"\nwebhook_url = "https://bot.example.com/tg"\n'
+        'webhook_secret = "s3cret_-X"\nwebhook_listen = "127.0.0.1:8088"\n'
+    )
+    telegram = load_config(path, {}).telegram
+    assert telegram.webhook_url == "https://bot.example.com/tg"
+    assert telegram.webhook_secret == "s3cret_-X"
+    assert telegram.webhook_listen == ("127.0.0.1", 8088)
+
+
+def test_webhook_listen_default(write) -> None:
+    path = write(
+        f'[telegram]\ntoken = "{TOKEN}"\nwebhook_url = "https://bot.example.com/tg"\n'
+        'webhook_secret = "abc"\n'
+    )
+    assert load_config(path, {}).telegram.webhook_listen == ("0.0.0.0", 8443)
+
+
+def test_webhook_url_without_secret_names_the_secret(write) -> None:
+    path = write(f'[telegram]\ntoken = "{TOKEN}"\nwebhook_url = "https://bot.example.com/tg"\n')
+    message = error(path)
+    assert message.startswith(f"{path}: telegram.webhook_secret: missing: required when")
+
+
+@pytest.mark.parametrize("secret", ['"has space"', '"ü"', '""', f'"{"x" * 257}"', "1234567"])
+def test_webhook_secret_is_checked_and_never_echoed(write, secret: str) -> None:
+    path = write(
+        f'[telegram]\ntoken = "{TOKEN}"\nwebhook_url = "https://bot.example.com/tg"\n'
+        f"webhook_secret = {secret}\n"
+    )
+    message = error(path)
+    assert message.startswith(f"{path}: telegram.webhook_secret: expected 1-256 characters")
+    if secret != '""':
+        assert secret.strip('"') not in message.removeprefix(path)
+
+
+def test_webhook_url_must_be_a_url(write) -> None:
+    path = write(
+        f'[telegram]\ntoken = "{TOKEN}"\nwebhook_url = "bot.example.com"\nwebhook_secret = "a"\n'
+    )
+    assert error(path).startswith(f"{path}: telegram.webhook_url: expected the public https URL")
 
 
 # -- store: the embedded file or PostgreSQL -----------------------------------

@@ -18,6 +18,7 @@ from bot.config import Config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
 from bot.limiter import Limiter
+from bot.operations import Operations, Sending, serving
 from bot.poller import Poller
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import open_store
@@ -97,8 +98,22 @@ def build_application(config: Config) -> Application:
         clock=time.time,
         first_poll_after=config.poll.interval,
     )
+
+    async def start_sending() -> None:
+        deliverer.start()
+
+    # Only the process that holds the sender role receives updates and sends
+    # (bot/roles.py); every process polls.
+    operations = Operations(
+        application,
+        config,
+        store,
+        Sending(start_sending, deliverer.stop),
+        allowed_updates=ALLOWED_UPDATES,
+        owner=poller.owner,
+    )
     application.bot_data[SERVICES_KEY] = Services(
-        config, store, fetcher, deliverer, poller, subscriptions
+        config, store, fetcher, deliverer, poller, subscriptions, operations
     )
     commands.register(application)
     application.add_error_handler(_log_error)
@@ -111,7 +126,6 @@ async def _start(application: Application) -> None:
     await application.bot.set_my_commands(commands.MENU)
     assert application.job_queue is not None
     services.poller.start(application.job_queue)
-    services.deliverer.start()
     stats = await services.store.stats()
     log.info(
         "feedbot started as @%s: %d feeds, %d deliveries pending",
@@ -195,27 +209,27 @@ async def wait_for_telegram(
 
 
 def run(config: Config) -> None:
-    """Run until SIGINT or SIGTERM; python-telegram-bot stops everything cleanly."""
+    """Run until SIGINT or SIGTERM, then stop everything cleanly."""
     application = build_application(config)
-    # Keep trying to reach Telegram at start-up (the network may come up after
-    # us), saying why; a token Telegram refuses ends the start at once
-    # (InvalidToken). run_polling then finds the application initialized.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        reached = loop.run_until_complete(
-            wait_for_telegram(application, config.telegram.api_base_url, stop)
-        )
-    except BaseException:
-        loop.run_until_complete(_close(services_of(application.bot_data)))
-        raise
-    finally:
+    services = services_of(application.bot_data)
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    if not reached:
-        loop.run_until_complete(_shutdown(application))
-        return
-    application.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False, bootstrap_retries=-1)
+            loop.add_signal_handler(sig, stopping.set)
+        # Keep trying to reach Telegram at start-up (the network may come up
+        # after us), saying why; a token Telegram refuses ends the start at
+        # once (InvalidToken).
+        try:
+            reached = await wait_for_telegram(application, config.telegram.api_base_url, stopping)
+        except BaseException:
+            await _close(services)
+            raise
+        if not reached:
+            await _shutdown(application)
+            return
+        async with serving(application, services.operations):
+            await stopping.wait()
+
+    asyncio.run(main())

@@ -9,15 +9,12 @@ the one process that holds it; and, with ``[metrics] listen``, the
 :func:`serving` runs an Application the way ``Application.run_polling`` does
 (initialize, post_init, start … stop, post_stop, shutdown, post_shutdown)
 but leaves receiving updates to the sender role: run_polling would start
-getUpdates in every process. :func:`run_until_signalled` adds SIGINT/SIGTERM.
+getUpdates in every process. bot/app.py ``run`` adds SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -120,19 +117,3 @@ async def serving(application: Application, operations: Operations) -> AsyncIter
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)
-
-
-def run_until_signalled(application: Application, operations: Operations) -> None:
-    """Run until SIGINT or SIGTERM, then stop everything cleanly."""
-
-    async def main() -> None:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # not on Windows
-                loop.add_signal_handler(sig, stopping.set)
-        async with serving(application, operations):
-            await stopping.wait()
-            log.info("stopping")
-
-    asyncio.run(main())

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -37,6 +34,7 @@ from bot.identity import dedupe_keys
 from bot.models import FeedStatus, ParsedFeed
 from bot.parse import ParseError, parse_response
 from bot.plan import Claim, Failure, PollPlan, PollRules, plan_poll
+from bot.roles import owner_id
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,11 +47,6 @@ TICK = 1.0
 RECORD_WINDOW = 0.02
 #: At most this many plans per record_polls transaction.
 RECORD_BATCH = 200
-
-
-def owner_id() -> str:
-    """Who holds a lease: this process, unique across machines and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class PollResult(Enum):

@@ -10,6 +10,7 @@ from telegram.ext import ContextTypes
 from bot.config import Config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
+from bot.operations import Operations
 from bot.poller import Poller
 from bot.store import Store
 from bot.subscriptions import Subscriptions
@@ -25,6 +26,8 @@ class Services:
     deliverer: Deliverer
     poller: Poller
     subscriptions: Subscriptions
+    #: The sender role, receiving updates, /metrics and /healthz.
+    operations: Operations
 
 
 def services_of(bot_data: Mapping[str, object]) -> Services:

@@ -60,13 +60,11 @@ CATALOGUE: dict[str, str] = {
     "export.caption": "{count} subscription",
     "export.caption_plural": "{count} subscriptions",
     # /import
-    "import.summary": (
-        "{where}The file lists {total} {feeds}: added {added}, already there {already}, "
-        "failed {failed}."
-    ),
-    "subscribe.summary": (
-        "{where}{total} {feeds}: added {added}, already there {already}, failed {failed}."
-    ),
+    "import.summary": "{where}The file lists {total} {feeds}: {parts}.",
+    "subscribe.summary": "{where}{total} {feeds}: {parts}.",
+    "subscribe.added": "added {count}",
+    "subscribe.already": "already there {count}",
+    "subscribe.failed": "failed {count}",
     "subscribe.left_out": (
         "Left out {count} {feeds}: this chat may have at most {quota} subscriptions."
     ),

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from telegram.ext import Application
 
-from bot.app import ALLOWED_UPDATES, build_application
+from bot.app import build_application
 from bot.config import Config, load_config
+from bot.operations import serving
 from bot.poller import PollReport, poll_due
 from bot.services import Services, services_of
 from bot.store import Store
@@ -81,24 +82,13 @@ def load_test_config(directory: Path, telegram: FakeTelegram, **kwargs: str) -> 
 
 @asynccontextmanager
 async def running_bot(config: Config) -> AsyncIterator[Application]:  # type: ignore[type-arg]
-    """The steps of Application.run_polling, without its signal handling."""
+    """The bot as ``feedbot run`` runs it (bot/app.py), without its signal
+    handling: the sender role takes up getUpdates (short polls here)."""
     app = build_application(config)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=ALLOWED_UPDATES)
-    await app.start()
-    try:
+    operations = services_of(app.bot_data).operations
+    operations.receiver.polling_timeout = 1
+    async with serving(app, operations):
         yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        if app.post_stop is not None:
-            await app.post_stop(app)
-        await app.shutdown()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
 
 
 async def start_bot(config: Path) -> asyncio.subprocess.Process:

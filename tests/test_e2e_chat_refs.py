@@ -25,8 +25,10 @@ async def test_bare_channel_name_is_tried_as_at_name(
         answer = (await telegram.wait_sent(ADMIN, 1))[-1]
         assert "Subscribed to Chan Feed" in answer.plain
         assert "Harness" in answer.plain  # says for which chat
-        assert [s.feed_url for s in store.chat_subscriptions(CHANNEL)] == [feeds.url("/c.xml")]
-        assert store.chat_subscriptions(ADMIN) == []
+        assert [s.feed_url for s in (await store.chat_subscriptions(CHANNEL))] == [
+            feeds.url("/c.xml")
+        ]
+        assert (await store.chat_subscriptions(ADMIN)) == []
 
         telegram.user_says(ADMIN, ADMIN, "/list harness_chan")
         listing = (await telegram.wait_sent(ADMIN, 2))[-1]
@@ -35,7 +37,7 @@ async def test_bare_channel_name_is_tried_as_at_name(
         telegram.user_says(ADMIN, ADMIN, "/unsubscribe harness_chan 1")
         answer = (await telegram.wait_sent(ADMIN, 3))[-1]
         assert "Unsubscribed from Chan Feed" in answer.plain
-        assert store.chat_subscriptions(CHANNEL) == []
+        assert (await store.chat_subscriptions(CHANNEL)) == []
 
 
 async def test_unknown_or_unclear_first_argument_refuses_the_whole_command(
@@ -60,7 +62,7 @@ async def test_unknown_or_unclear_first_argument_refuses_the_whole_command(
             telegram.user_says(ADMIN, ADMIN, command)
             answers = await telegram.wait_sent(ADMIN, number)
             assert expected in answers[-1].plain, (command, answers[-1].plain)
-            assert store.chat_subscriptions(ADMIN) == [], command
+            assert (await store.chat_subscriptions(ADMIN)) == [], command
         await asyncio.sleep(0.3)
         assert len(telegram.sent(ADMIN)) == len(cases), "one answer each, no sample anywhere"
-        assert store.chat_subscriptions(ADMIN) == []
+        assert (await store.chat_subscriptions(ADMIN)) == []

@@ -43,7 +43,11 @@ async def test_export_then_import_into_another_chat(
         # feed that answers 404 added, "/import" as the caption.
         feeds.fail("/gone.xml", status=404)
         telegram.user_says(OTHER, OTHER, f"/subscribe {feeds.url('/two.xml')}")
-        await eventually(lambda: len(store.chat_subscriptions(OTHER)) == 1)
+
+        async def _cond1():
+            return len(await store.chat_subscriptions(OTHER)) == 1
+
+        await eventually(_cond1)
         extra = f"<outline xmlUrl='not a url'/><outline xmlUrl='{feeds.url('/gone.xml')}'/>"
         mixed = upload.data.replace(b"</body>", extra.encode() + b"</body>")
         telegram.user_sends_document(OTHER, OTHER, "mixed.opml", mixed, caption="/import")
@@ -56,7 +60,11 @@ async def test_export_then_import_into_another_chat(
         assert imported == {feeds.url("/one.xml"), feeds.url("/two.xml")}
 
         telegram.user_says(OTHER, OTHER, "/unsubscribe 2")
-        await eventually(lambda: len(store.chat_subscriptions(OTHER)) == 1)
+
+        async def _cond2():
+            return len(await store.chat_subscriptions(OTHER)) == 1
+
+        await eventually(_cond2)
         telegram.user_says(OTHER, OTHER, "/export")
         await eventually(lambda: any(m.method == "sendDocument" for m in telegram.sent(OTHER)))
         (single,) = [m for m in telegram.sent(OTHER) if m.method == "sendDocument"]
@@ -80,10 +88,14 @@ async def test_opml_file_without_caption_gets_an_offer_with_a_button(
         offer = (await telegram.wait_sent(USER, 2))[-1]
         assert "2 feeds" in offer.plain
         ((button,),) = offer.reply_markup["inline_keyboard"]
-        assert store.chat_subscriptions(USER) == []
+        assert (await store.chat_subscriptions(USER)) == []
 
         telegram.user_presses_button(USER, USER, offer.message_id, button["callback_data"])
-        await eventually(lambda: len(store.chat_subscriptions(USER)) == 2, message="import")
+
+        async def _cond3():
+            return len(await store.chat_subscriptions(USER)) == 2
+
+        await eventually(_cond3, message="import")
         await eventually(
             lambda: any("lists 2 feeds: added 2" in (m.plain or "") for m in telegram.sent(USER))
         )

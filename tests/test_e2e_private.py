@@ -65,7 +65,7 @@ async def test_aliases_and_several_urls(tmp_path, telegram: FakeTelegram, feeds:
     async with running_bot(config) as app:
         telegram.user_says(USER, USER, f"/sub {feeds.url('/a.xml')} {feeds.url('/b.xml')}")
         (reply,) = await telegram.wait_sent(USER, 1)
-        assert reply.plain.startswith("Subscriptions: added 2.")
+        assert reply.plain.startswith("2 feeds: added 2.")
         assert "Feed A" in reply.plain and "Feed B" in reply.plain
         await asyncio.sleep(0.5)
         assert len(telegram.sent(USER)) == 1, "several feeds at once: no sample flood"

@@ -46,14 +46,20 @@ def summary(report: BulkReport, code: str = "subscribe.summary", where: str = ""
     """One answer for many feeds: the counts (in the words of ``code``), then
     what failed and why; a handful of feeds are named one by one."""
     total = len(report.answers)
+    # Added always; already there and failed only when some were.
+    parts = [say("subscribe.added", count=report.count(Outcome.ADDED))]
+    for outcome, code_of_part in (
+        (Outcome.ALREADY, "subscribe.already"),
+        (Outcome.FAILED, "subscribe.failed"),
+    ):
+        if report.count(outcome):
+            parts.append(say(code_of_part, count=report.count(outcome)))
     head = say(
         code,
         where=f"{where}: " if where else "",
         total=total,
         feeds=plural(total, "feed", "feeds"),
-        added=report.count(Outcome.ADDED),
-        already=report.count(Outcome.ALREADY),
-        failed=report.count(Outcome.FAILED),
+        parts=", ".join(parts),
     )
     lines = [head]
     if total <= LIST_ALL_UP_TO:

@@ -7,12 +7,13 @@ import os
 import time
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ContextTypes
+from telegram.ext import Application, ContextTypes
 
 from bot import commands
 from bot.config import Config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
+from bot.limiter import Limiter
 from bot.poller import Poller
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import open_store
@@ -71,9 +72,10 @@ def build_application(config: Config) -> Application:
         .token(config.telegram.token)
         .base_url(config.telegram.api_base_url)
         .base_file_url(file_base_url(config.telegram.api_base_url))
-        # Overall 30/s and 20/min per group; deliver.py adds per-chat spacing
-        # and handles 429s itself, so the limiter does not retry.
-        .rate_limiter(AIORateLimiter(max_retries=0))
+        # Every call to Telegram (replies, deliveries, notices, menus) goes
+        # through one limiter: 30/s overall, about 1/s per chat, 20/min per
+        # group; replies before deliveries; 429s waited out (bot/limiter.py).
+        .rate_limiter(Limiter())
         # Subscribing fetches a feed: one slow server must not hold up other chats.
         .concurrent_updates(16)
         .post_init(_start)

@@ -8,6 +8,7 @@ Values are plain: feeds, chats and plans built by hand, the clock a number.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -238,6 +239,16 @@ async def test_two_owners_never_get_the_same_feed(store: Store) -> None:
     urls = [x.feed.url for x in a + b + c]
     assert len(urls) == 10 and len(set(urls)) == 10
     assert await store.claim_due_feeds(OTHER, 100.0, 4, LEASE) == []
+
+
+async def test_concurrent_claims_never_share_a_feed(store: Store) -> None:
+    for i in range(12):
+        await follow(store, 1, f"https://{i}.example/", next_poll=float(i))
+    batches = await asyncio.gather(
+        *(store.claim_due_feeds(f"proc-{n}", 100.0, 3, LEASE) for n in range(6))
+    )
+    urls = [c.feed.url for batch in batches for c in batch]
+    assert sorted(urls) == sorted(f"https://{i}.example/" for i in range(12))
 
 
 async def test_record_writes_the_feed_marks_seen_and_releases_the_lease(store: Store) -> None:
@@ -653,3 +664,64 @@ async def test_a_failed_subscribe_changes_nothing(store: Store) -> None:
     # And the store carries on.
     await follow(store, 1, A)
     assert await store.pending() == []
+
+
+async def test_a_plan_to_delete_a_feed_someone_followed_meanwhile_keeps_it(
+    store: Store,
+) -> None:
+    # The planner says "delete" (feed None) only when the claim found nobody
+    # following; a chat that subscribed since must not be left pointing at
+    # nothing. The feed stays, and its next poll plans again.
+    await follow(store, 1, A, seen=("s",), next_poll=5.0)
+    await claim_one(store, A)
+    await store.record_polls([plan(A, feed=None)], OWNER)
+    assert await store.get_feed(A) == Feed(url=A, next_poll=5.0)
+    assert await store.seen(A, ["s"]) == {"s"}
+    assert [s.chat_id for s in await store.active_subscribers(A)] == [1]
+    [again] = await store.claim_due_feeds(OTHER, 100.0, 10, LEASE)
+    assert again.followed and again.feed.url == A
+
+
+async def test_keys_and_urls_with_odd_characters_never_mix(store: Store) -> None:
+    urls = [
+        "https://a.example/",
+        "https://a.example/\x1f",
+        "https://a.example/\x1e001f",
+        "https://😀.example/\U0010ffff",
+    ]
+    marks = {url: (f"k{i}", "shared", "\x1f", "\uffff😀") for i, url in enumerate(urls)}
+    for i, url in enumerate(urls):
+        await follow(store, i + 1, url, seen=marks[url][: i + 1])
+    for i, url in enumerate(urls):
+        probe = [key for keys in marks.values() for key in keys]
+        assert await store.seen(url, probe) == set(marks[url][: i + 1])
+        assert [s.feed_url for s in await store.chat_subscriptions(i + 1)] == [url]
+        assert [s.chat_id for s in await store.active_subscribers(url)] == [i + 1]
+    assert await store.unsubscribe(1, urls[0])
+    assert await store.get_feed(urls[0]) is None
+    assert await store.seen(urls[0], list(marks[urls[0]])) == set()
+    for i, url in enumerate(urls[1:], 1):
+        assert await store.get_feed(url) is not None
+        assert await store.seen(url, list(marks[url])) == set(marks[url][: i + 1])
+
+
+async def test_a_rescheduled_delivery_keeps_its_entry_or_notice(store: Store) -> None:
+    await follow(store, 1, A)
+    await claim_one(store, A)
+    tell = (Tell(Notice("feed_gone", {"url": A}), (1,)),)
+    assert await store.record_polls(
+        [plan(A, enqueue=(Enqueue(entry(1), (1,)),), tell=tell)], OWNER
+    ) == [True]
+    first, second = await store.pending()
+    for d in (first, second):
+        await store.reschedule_delivery(replace(d, attempts=3, not_before=7.0, sent_parts=1))
+    again = await store.pending()
+    assert [
+        (d.entry, d.notice, d.feed_url, d.attempts, d.not_before, d.sent_parts) for d in again
+    ] == [
+        (entry(1), None, A, 3, 7.0, 1),
+        (None, Notice("feed_gone", {"url": A}), A, 3, 7.0, 1),
+    ]
+    assert await store.next_delivery_at() == 7.0
+    assert await store.outbox_chats(6.9, 10) == []
+    assert await store.outbox_chats(7.0, 10) == [1]

@@ -20,6 +20,7 @@ from bot.store import sqlite_keys as k
 from bot.store.base import OutboxStats, Store, StoreStats
 from bot.store.sqlite_file import TABLE, SqliteFile
 from bot.store.sqlite_outbox import Outbox
+from bot.store.sqlite_rows import Rows
 
 __all__ = ["TABLE", "SqliteStore"]
 
@@ -31,6 +32,7 @@ class SqliteStore(Store):
         self.path = path
         self.f = SqliteFile(path)
         self.box = Outbox(self.f)
+        self.rows = Rows(self.f, self.box)
 
     # -- lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
@@ -39,30 +41,13 @@ class SqliteStore(Store):
             with self.f.transaction("opening the store"):
                 schema = int(self.f.get("meta:schema") or 0)
                 if schema < 2:
-                    self._upgrade(schema)
+                    self.rows.upgrade(schema)
                     self.f.put("meta:schema", k.SCHEMA)
                 # One process per file (the lock): any lease is a dead one's.
                 self.f.delete_prefix(k.LEASE)
-            self.box.load_seq()
         except BaseException:
             self.f.close()
             raise
-
-    def _upgrade(self, schema: int) -> None:
-        """Schema 1 (no due index, no subscription seq, no heads) to 2."""
-        if schema == 0:
-            return  # a new file: nothing to index
-        for _, d in self.f.scan("feed:"):
-            feed = codec.feed_from_dict(d)
-            if feed.status != FeedStatus.GONE:
-                self.f.put(k.due_key(feed.next_poll, feed.url), feed.url)
-        subs = [codec.subscription_from_dict(d) for _, d in self.f.scan("sub:")]
-        subs.sort(key=lambda s: (s.created, s.chat_id, s.feed_url))
-        for n, sub in enumerate(subs, 1):
-            sub.seq = n
-            self.f.put(k.sub_key(sub.chat_id, sub.feed_url), codec.subscription_to_dict(sub))
-        self.f.put("meta:subseq", len(subs))
-        self.box.rebuild_heads()
 
     async def close(self) -> None:
         self.f.close()
@@ -83,19 +68,24 @@ class SqliteStore(Store):
             # Live leases are at most one batch in flight: reading that many
             # more due rows is enough to find ``limit`` free ones.
             due = self.f.scan(k.DUE, below=k.due_upto(now), limit=limit + len(leases))
-            for _, url in due:
-                held = leases.get(k.lease_key(url))
-                if held is not None and held["until"] > now:
-                    continue
-                feed = self._feed(url)
-                if feed is None or feed.status == FeedStatus.GONE:
-                    continue
-                subs, followed = self._subscribers(url)
-                until = now + lease
-                self.f.put(k.lease_key(url), {"owner": owner, "until": until})
+            free = [
+                url
+                for _, url in due
+                if leases.get(k.lease_key(url), {"until": now})["until"] <= now
+            ]
+            found = self.f.get_many(k.feed_key(url) for url in free)
+            feeds = [
+                feed
+                for url in free
+                if (d := found.get(k.feed_key(url))) is not None
+                and (feed := codec.feed_from_dict(d)).status != FeedStatus.GONE
+            ][:limit]
+            followers = self.rows.subscribers_of([feed.url for feed in feeds])
+            until = now + lease
+            for feed in feeds:
+                subs, followed = followers[feed.url]
+                self.f.put(k.lease_key(feed.url), {"owner": owner, "until": until})
                 claims.append(Claim(feed, tuple(subs), followed, until))
-                if len(claims) == limit:
-                    break
         return claims
 
     async def record_polls(self, plans: Sequence[PollPlan], owner: str) -> list[bool]:
@@ -106,32 +96,36 @@ class SqliteStore(Store):
             with self.f.transaction("recording polls"):
                 applied = [self._apply(plan, owner) for plan in plans]
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
         return applied
 
     def _apply(self, plan: PollPlan, owner: str) -> bool:
-        held = self.f.get(k.lease_key(plan.url))
-        if held is None or held["owner"] != owner or self._feed(plan.url) is None:
+        found = self.f.get_many([k.lease_key(plan.url), k.feed_key(plan.url)])
+        held, stored = found.get(k.lease_key(plan.url)), found.get(k.feed_key(plan.url))
+        if held is None or held["owner"] != owner or stored is None:
             return False
         self.f.delete(k.lease_key(plan.url))
         url = plan.url
         if plan.moved_to is not None and plan.moved_to != url:
-            self._move_feed(url, plan.moved_to)
+            self.rows.move_feed(url, plan.moved_to)
             url = plan.moved_to
         if plan.feed is None:
             if self.f.first_key(k.fsub_prefix(url)) is None:
-                self._delete_feed(url)
+                self.rows.delete_feed(url)
             return True
-        self._put_feed(plan.feed)
+        if url == plan.url == plan.feed.url:  # the stored record is still the one read
+            self.rows.put_feed(plan.feed, old=codec.feed_from_dict(stored))
+        else:
+            self.rows.put_feed(plan.feed)
         url = plan.feed.url
         prefix = k.seen_prefix(url)
         for key in dict.fromkeys(plan.seen):
             self.f.put(prefix + k.esc(key), plan.now)
         if plan.prune_before is not None:
-            self._prune(url, plan.seen, plan.prune_before)
+            self.rows.prune(url, plan.seen, plan.prune_before)
         if plan.enqueue or plan.tell:
-            live = {s.chat_id for s in self._subscribers(url)[0]}
+            live = {s.chat_id for s in self.rows.subscribers(url)[0]}
             for q in plan.enqueue:
                 self.box.queue(url, (c for c in q.chat_ids if c in live), plan.now, entry=q.entry)
             for t in plan.tell:
@@ -142,7 +136,7 @@ class SqliteStore(Store):
         rows = self._read().scan(k.DUE, limit=1)
         if not rows:
             return None
-        feed = self._feed(rows[0][1])
+        feed = self.rows.feed(rows[0][1])
         return None if feed is None else feed.next_poll
 
     async def due_count(self, now: float) -> int:
@@ -150,7 +144,7 @@ class SqliteStore(Store):
         due = f.count(k.DUE, below=k.due_upto(now))
         for key, held in f.scan(k.LEASE):
             if held["until"] > now:
-                feed = self._feed(k.unesc(key.removeprefix(k.LEASE)))
+                feed = self.rows.feed(k.unesc(key.removeprefix(k.LEASE)))
                 if feed is not None and feed.status != FeedStatus.GONE and feed.next_poll <= now:
                     due -= 1
         return due
@@ -158,63 +152,7 @@ class SqliteStore(Store):
     # -- feeds -------------------------------------------------------------------
     async def get_feed(self, url: str) -> Feed | None:
         self._read()
-        return self._feed(url)
-
-    def _feed(self, url: str) -> Feed | None:
-        d = self.f.get(k.feed_key(url))
-        return None if d is None else codec.feed_from_dict(d)
-
-    def _put_feed(self, feed: Feed) -> None:
-        old = self._feed(feed.url)
-        if old is not None:
-            self.f.delete(k.due_key(old.next_poll, old.url))
-        self.f.put(k.feed_key(feed.url), codec.feed_to_dict(feed))
-        if feed.status != FeedStatus.GONE:
-            self.f.put(k.due_key(feed.next_poll, feed.url), feed.url)
-
-    def _delete_feed(self, url: str) -> None:
-        old = self._feed(url)
-        if old is not None:
-            self.f.delete(k.due_key(old.next_poll, old.url))
-        self.f.delete(k.feed_key(url))
-        self.f.delete(k.lease_key(url))
-        self.f.delete_prefix(k.seen_prefix(url))
-
-    def _prune(self, url: str, keep: Sequence[str], before: float) -> None:
-        prefix = k.seen_prefix(url)
-        kept = {prefix + k.esc(key) for key in keep}
-        sql = f'SELECT key FROM "{TABLE}" WHERE key >= ? AND key < ? AND CAST(value AS REAL) < ?'
-        for (key,) in self.f.select(sql, (prefix, k.upper(prefix), before)):
-            if key not in kept:
-                self.f.delete(key)
-
-    def _move_feed(self, old_url: str, new_url: str) -> None:
-        """The feed, its seen keys, subscriptions and pending deliveries move
-        to ``new_url``, merging with what is there (the earlier record wins)."""
-        old = self._feed(old_url)
-        if old is not None:
-            self._delete_feed_record(old)
-            if self._feed(new_url) is None:
-                self._put_feed(replace(old, url=new_url))
-        old_prefix, new_prefix = k.seen_prefix(old_url), k.seen_prefix(new_url)
-        moved = {new_prefix + key[len(old_prefix) :]: t for key, t in self.f.scan(old_prefix)}
-        if moved:
-            for key, t in self.f.get_many(moved).items():
-                moved[key] = max(moved[key], t)
-            for key, t in moved.items():
-                self.f.put(key, t)
-            self.f.delete_prefix(old_prefix)
-        for sub in self._feed_subs(old_url):
-            self._delete_sub(sub.chat_id, old_url)
-            if self.f.get(k.sub_key(sub.chat_id, new_url)) is None:
-                self._put_sub(replace(sub, feed_url=new_url))
-            rows = self.box.chat_rows(sub.chat_id)
-            self.box.move(rows, lambda r: r["feed_url"] == old_url, "feed_url", new_url)
-
-    def _delete_feed_record(self, feed: Feed) -> None:
-        self.f.delete(k.due_key(feed.next_poll, feed.url))
-        self.f.delete(k.feed_key(feed.url))
-        self.f.delete(k.lease_key(feed.url))
+        return self.rows.feed(url)
 
     async def seen(self, feed_url: str, keys: Sequence[str]) -> set[str]:
         prefix = k.seen_prefix(feed_url)
@@ -222,40 +160,6 @@ class SqliteStore(Store):
         return {by_row[row] for row in self._read().has_many(by_row)}
 
     # -- subscriptions and chats -------------------------------------------------
-    def _sub(self, chat_id: int, url: str) -> Subscription | None:
-        d = self.f.get(k.sub_key(chat_id, url))
-        return None if d is None else codec.subscription_from_dict(d)
-
-    def _put_sub(self, sub: Subscription) -> None:
-        self.f.put(k.sub_key(sub.chat_id, sub.feed_url), codec.subscription_to_dict(sub))
-        self.f.put(k.fsub_key(sub.feed_url, sub.chat_id), sub.chat_id)
-
-    def _delete_sub(self, chat_id: int, url: str) -> None:
-        self.f.delete(k.sub_key(chat_id, url))
-        self.f.delete(k.fsub_key(url, chat_id))
-
-    def _feed_subs(self, url: str) -> list[Subscription]:
-        chat_ids = [chat_id for _, chat_id in self.f.scan(k.fsub_prefix(url))]
-        found = self.f.get_many(k.sub_key(chat_id, url) for chat_id in chat_ids)
-        subs = [codec.subscription_from_dict(d) for d in found.values()]
-        subs.sort(key=lambda s: (s.seq, s.chat_id))
-        return subs
-
-    def _subscribers(self, url: str) -> tuple[list[Subscription], bool]:
-        """The feed's subscriptions whose chat is active (or unknown), and
-        whether anyone follows it at all."""
-        subs = self._feed_subs(url)
-        chats = self.f.get_many(k.chat_key(s.chat_id) for s in subs)
-        active = [s for s in subs if chats.get(k.chat_key(s.chat_id), {}).get("active", True)]
-        return active, bool(subs)
-
-    def _chat(self, chat_id: int) -> Chat | None:
-        d = self.f.get(k.chat_key(chat_id))
-        return None if d is None else codec.chat_from_dict(d)
-
-    def _put_chat(self, chat: Chat) -> None:
-        self.f.put(k.chat_key(chat.id), codec.chat_to_dict(chat))
-
     async def subscribe(
         self,
         chat: Chat,
@@ -268,47 +172,47 @@ class SqliteStore(Store):
     ) -> Subscription | None:
         try:
             with self.f.transaction("subscribing"):
-                if self._sub(chat.id, sub.feed_url) is not None:
+                if self.rows.sub(chat.id, sub.feed_url) is not None:
                     return None
-                self._put_chat(replace(chat, active=True))
+                self.rows.put_chat(replace(chat, active=True))
                 if new_feed is not None:
-                    self._delete_feed(sub.feed_url)
-                    self._put_feed(replace(new_feed, url=sub.feed_url))
+                    self.rows.delete_feed(sub.feed_url)
+                    self.rows.put_feed(replace(new_feed, url=sub.feed_url))
                     prefix = k.seen_prefix(sub.feed_url)
                     for key in dict.fromkeys(seen):
                         self.f.put(prefix + k.esc(key), now)
                 seq = int(self.f.get("meta:subseq") or 0) + 1
                 self.f.put("meta:subseq", seq)
                 stored = replace(sub, chat_id=chat.id, seq=seq)
-                self._put_sub(stored)
+                self.rows.put_sub(stored)
                 if sample is not None:
                     self.box.queue(sub.feed_url, [chat.id], now, entry=sample)
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
         return stored
 
     async def unsubscribe(self, chat_id: int, feed_url: str) -> bool:
         with self.f.transaction("unsubscribing"):
-            if self._sub(chat_id, feed_url) is None:
+            if self.rows.sub(chat_id, feed_url) is None:
                 return False
-            self._delete_sub(chat_id, feed_url)
+            self.rows.delete_sub(chat_id, feed_url)
             self.box.drop_chat(chat_id, keep=lambda r: r["feed_url"] != feed_url)
             if self.f.first_key(k.fsub_prefix(feed_url)) is None:
-                self._delete_feed(feed_url)
+                self.rows.delete_feed(feed_url)
         return True
 
     async def update_subscription(self, sub: Subscription) -> bool:
         with self.f.transaction("changing a subscription"):
-            stored = self._sub(sub.chat_id, sub.feed_url)
+            stored = self.rows.sub(sub.chat_id, sub.feed_url)
             if stored is None:
                 return False
-            self._put_sub(replace(sub, seq=stored.seq))
+            self.rows.put_sub(replace(sub, seq=stored.seq))
         return True
 
     async def get_subscription(self, chat_id: int, feed_url: str) -> Subscription | None:
         self._read()
-        return self._sub(chat_id, feed_url)
+        return self.rows.sub(chat_id, feed_url)
 
     async def chat_subscriptions(self, chat_id: int) -> list[Subscription]:
         rows = self._read().scan(k.sub_prefix(chat_id))
@@ -318,29 +222,29 @@ class SqliteStore(Store):
 
     async def active_subscribers(self, feed_url: str) -> list[Subscription]:
         self._read()
-        return self._subscribers(feed_url)[0]
+        return self.rows.subscribers(feed_url)[0]
 
     async def get_chat(self, chat_id: int) -> Chat | None:
         self._read()
-        return self._chat(chat_id)
+        return self.rows.chat(chat_id)
 
     async def save_chat(self, chat: Chat) -> None:
         with self.f.transaction("saving a chat"):
-            self._put_chat(chat)
+            self.rows.put_chat(chat)
 
     async def pause_chat(self, chat_id: int) -> bool:
         with self.f.transaction("pausing a chat"):
-            chat = self._chat(chat_id)
+            chat = self.rows.chat(chat_id)
             self.box.drop_chat(chat_id)
             if chat is None or not chat.active:
                 return False
-            self._put_chat(replace(chat, active=False))
+            self.rows.put_chat(replace(chat, active=False))
         return True
 
     async def resume_chat(self, chat: Chat) -> bool:
         with self.f.transaction("resuming a chat"):
-            old = self._chat(chat.id)
-            self._put_chat(replace(chat, active=True))
+            old = self.rows.chat(chat.id)
+            self.rows.put_chat(replace(chat, active=True))
             paused = old is not None and not old.active
             return paused and self.f.first_key(k.sub_prefix(chat.id)) is not None
 
@@ -348,17 +252,17 @@ class SqliteStore(Store):
         if old_id == new_id:
             return
         with self.f.transaction("migrating a chat"):
-            old = self._chat(old_id)
+            old = self.rows.chat(old_id)
             if old is not None:
                 self.f.delete(k.chat_key(old_id))
-                if self._chat(new_id) is None:
+                if self.rows.chat(new_id) is None:
                     kind = ChatKind.SUPERGROUP if old.kind == ChatKind.GROUP else old.kind
-                    self._put_chat(replace(old, id=new_id, kind=kind))
+                    self.rows.put_chat(replace(old, id=new_id, kind=kind))
             for _, d in self.f.scan(k.sub_prefix(old_id)):
                 sub = codec.subscription_from_dict(d)
-                self._delete_sub(old_id, sub.feed_url)
-                if self._sub(new_id, sub.feed_url) is None:
-                    self._put_sub(replace(sub, chat_id=new_id))
+                self.rows.delete_sub(old_id, sub.feed_url)
+                if self.rows.sub(new_id, sub.feed_url) is None:
+                    self.rows.put_sub(replace(sub, chat_id=new_id))
             rows = sorted(self.box.chat_rows(old_id) + self.box.chat_rows(new_id))
             self.box.move(rows, lambda r: r["chat_id"] == old_id, "chat_id", new_id)
 
@@ -404,7 +308,7 @@ class SqliteStore(Store):
             with self.f.transaction("queueing deliveries"):
                 return self.box.queue(feed_url, chat_ids, now, entry=entry)
         except BaseException:
-            self.box.load_seq()
+            self.box.forget_seq()
             raise
 
     async def pending(self) -> list[Delivery]:

@@ -52,6 +52,25 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+class SqlFailure(StoreError):
+    """SQLite refused a statement; ``cause`` is its error."""
+
+    def __init__(self, message: str, cause: sqlite3.Error) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def _explain(exc: BaseException) -> str:
+    """The error, and what the operator can do about it when that is known."""
+    text = one_line(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return f"{text} (free some space: nothing was half-written, and later calls retry)"
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        return f"{text} (check the permissions of the file and its directory)"
+    return text
+
+
 class SqliteFile:
     """One SQLite file, held by this process alone (an exclusive file lock)."""
 
@@ -130,7 +149,7 @@ class SqliteFile:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("ROLLBACK")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: cannot use the store: {one_line(e)}") from e
+            raise StoreError(f"{self.path}: cannot use the store: {_explain(e)}") from e
 
     def _connect(self) -> None:
         try:
@@ -196,9 +215,11 @@ class SqliteFile:
         except BaseException as exc:
             if self._db is not None:
                 self._rollback(self._db)
-            if isinstance(exc, StoreError) or not isinstance(exc, Exception):
+            if isinstance(exc, SqlFailure):
+                exc = exc.cause
+            elif isinstance(exc, StoreError) or not isinstance(exc, Exception):
                 raise
-            raise StoreError(f"{self.path}: {what} failed: {one_line(exc)}") from exc
+            raise StoreError(f"{self.path}: {what} failed: {_explain(exc)}") from exc
 
     def _rollback(self, db: SqliteDict) -> None:
         with contextlib.suppress(Exception):
@@ -217,19 +238,22 @@ class SqliteFile:
         """Run one statement and wait for its rows, never forever."""
         conn = db.conn
         res: Queue[Any] = Queue()
-        conn.execute(sql, tuple(args), res)
         rows: list[tuple[Any, ...]] = []
-        while True:
-            try:
-                rec = res.get(timeout=_PATIENCE)
-            except Empty:
-                if not conn.is_alive():
-                    raise StoreError(f"{self.path}: the SQLite worker thread stopped") from None
-                continue
-            conn.check_raise_error()
-            if rec == _RESPONSE_NO_MORE:
-                return rows
-            rows.append(rec)
+        try:
+            conn.execute(sql, tuple(args), res)
+            while True:
+                try:
+                    rec = res.get(timeout=_PATIENCE)
+                except Empty:
+                    if not conn.is_alive():
+                        raise StoreError(f"{self.path}: the SQLite worker thread stopped") from None
+                    continue
+                conn.check_raise_error()
+                if rec == _RESPONSE_NO_MORE:
+                    return rows
+                rows.append(rec)
+        except sqlite3.Error as e:  # this statement's, or a queued write's before it
+            raise SqlFailure(f"{self.path}: {_explain(e)}", e) from e
 
     def select(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self._db is None:

@@ -30,14 +30,21 @@ Row = tuple[int, dict[str, Any]]
 class Outbox:
     def __init__(self, file: SqliteFile) -> None:
         self.f = file
-        self._seq = 0
+        #: The last seq handed out; None: read it from the file at next use
+        #: (after open, or a rollback that took back the seqs handed out).
+        self._seq: int | None = None
         self._entry_cache: OrderedDict[str, Entry] = OrderedDict()
 
-    def load_seq(self) -> None:
-        """The last seq handed out, from the file (after open or a rollback)."""
-        seq = int(self.f.get("meta:seq") or 0)
-        last = self.f.last_key(k.OUTBOX)
-        self._seq = max(seq, k.seq_of(last)) if last else seq
+    def forget_seq(self) -> None:
+        self._seq = None
+
+    def _next_seq(self) -> int:
+        if self._seq is None:
+            seq = int(self.f.get("meta:seq") or 0)
+            last = self.f.last_key(k.OUTBOX)
+            self._seq = max(seq, k.seq_of(last)) if last else seq
+        self._seq += 1
+        return self._seq
 
     # -- reading -----------------------------------------------------------------
     def rows(self) -> list[Row]:
@@ -109,8 +116,9 @@ class Outbox:
         notice_dict = None if notice is None else codec.notice_to_dict(notice)
         heads = self.f.get_many(k.hseq_key(c) for c in chats)
         out = []
+        seq = 0
         for chat_id in chats:
-            self._seq += 1
+            seq = self._next_seq()
             record = {
                 "chat_id": chat_id,
                 "feed_url": feed_url,
@@ -122,12 +130,12 @@ class Outbox:
                 "sent_parts": 0,
                 "created": now,
             }
-            self.f.put(k.outbox_key(self._seq), record)
-            self.f.put(k.cbox_key(chat_id, self._seq), 1)
+            self.f.put(k.outbox_key(seq), record)
+            self.f.put(k.cbox_key(chat_id, seq), 1)
             if k.hseq_key(chat_id) not in heads:  # new seqs are the largest
-                self._set_head(chat_id, None, self._seq)
-            out.append(Delivery(self._seq, chat_id, feed_url, entry, notice=notice))
-        self.f.put("meta:seq", self._seq)
+                self._set_head(chat_id, None, seq)
+            out.append(Delivery(seq, chat_id, feed_url, entry, notice=notice))
+        self.f.put("meta:seq", seq)
         if entry is not None and digest is not None:
             self._cache_entry(digest, entry)
         return out

@@ -6,7 +6,7 @@
 One feed, ``--chats`` subscribed chats (the last ``--groups`` of them groups,
 the rest private chats), ``--entries`` new entries queued for all of them as
 one poll queues them (oldest first, one commit), in a real ``SqliteStore`` in a
-temporary directory. The bot's real ``Deliverer`` (its pacer, its outbox, PTB's
+temporary directory. The bot's real ``Deliverer`` (its limiter, its outbox, PTB's
 ``Bot`` over HTTP) then sends them to the strict fake Telegram
 (tests/fake_telegram.py) with ``limits = True``: more than 30 messages in any
 second, more than one a second in a private chat (bursts of 3), or more than
@@ -30,12 +30,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from telegram import Bot
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.deliver import Deliverer
+from bot.flood import MESSAGES_PER_SECOND
+from bot.limiter import Limiter
 from bot.models import Chat, ChatKind, Entry, Feed, Media, Subscription
-from bot.pacing import MESSAGES_PER_SECOND
 from bot.store.sqlite import SqliteStore
 from testkit.fake_telegram import FakeTelegram
 
@@ -72,25 +73,28 @@ async def run(chats: int, entries: int, groups: int, album: int) -> int:
     queued = make_entries(entries, album)
     with tempfile.TemporaryDirectory(prefix="bench-deliver-") as tmp:
         store = SqliteStore(str(Path(tmp) / "feedbot.sqlite"))
+        await store.open()
         async with FakeTelegram(TOKEN) as telegram:
             telegram.limits = True
             now = time.time()
-            store.put_feed(Feed(FEED, title="Bench Feed"))
+            feed = Feed(FEED, title="Bench Feed")
             for chat_id in chat_ids:
                 if chat_id > 0:
                     telegram.add_user(chat_id)
-                    store.put_chat(Chat(chat_id, ChatKind.PRIVATE))
+                    chat = Chat(chat_id, ChatKind.PRIVATE)
                 else:
                     telegram.add_group(chat_id, f"Group {chat_id}", supergroup=True)
-                    store.put_chat(Chat(chat_id, ChatKind.SUPERGROUP))
-                store.add_subscription(Subscription(chat_id, FEED, created=now))
-            for entry in queued:  # as the poller does: oldest first, one commit
-                store.enqueue(FEED, entry, chat_ids)
-            store.commit()
+                    chat = Chat(chat_id, ChatKind.SUPERGROUP)
+                sub = Subscription(chat_id, FEED, created=now)
+                await store.subscribe(chat, sub, new_feed=feed if chat_id == chat_ids[0] else None)
+            for entry in queued:  # as the poller does: oldest first
+                await store.enqueue(FEED, entry, chat_ids, now)
 
             last_title = queued[-1].title
             request = HTTPXRequest(connection_pool_size=64)
-            async with Bot(TOKEN, base_url=telegram.base_url, request=request) as tg_bot:
+            async with ExtBot(
+                TOKEN, base_url=telegram.base_url, request=request, rate_limiter=Limiter()
+            ) as tg_bot:
                 deliverer = Deliverer(store, tg_bot)
                 cpu0 = resource.getrusage(resource.RUSAGE_SELF)
                 started = time.monotonic()
@@ -118,7 +122,7 @@ async def run(chats: int, entries: int, groups: int, album: int) -> int:
                 finally:
                     await deliverer.stop()
                 cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        store.close()
+        await store.close()
 
     sent = telegram.sent()
     times = sorted(m.time for m in sent)

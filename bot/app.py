@@ -68,8 +68,9 @@ def build_application(config: Config) -> Application:
         .token(config.telegram.token)
         .base_url(config.telegram.api_base_url)
         .base_file_url(file_base_url(config.telegram.api_base_url))
-        # Every call to Telegram (replies, notices, deliveries) through one
-        # limiter that knows its flood limits and waits out 429s (bot/limiter.py).
+        # Every call to Telegram (replies, deliveries, notices, menus) goes
+        # through one limiter: 30/s overall, about 1/s per chat, 20/min per
+        # group; replies before deliveries; 429s waited out (bot/limiter.py).
         .rate_limiter(Limiter())
         # Subscribing fetches a feed: one slow server must not hold up other chats.
         .concurrent_updates(16)

@@ -157,15 +157,18 @@ class Deliverer:
 
     # -- scheduling ----------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 timeout = await self._dispatch()
             except Exception:
                 log.exception("could not read the outbox; trying again")
                 timeout = 1.0
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel
+            # that comes as the event is set (a worker ending during stop()).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _dispatch(self) -> float:
         """Start a worker for each chat with a delivery due and none yet;

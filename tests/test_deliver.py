@@ -1,7 +1,8 @@
-"""The pacer (bot/pacing.py) and the deliverer's own rules, in process.
+"""The deliverer (bot/deliver.py) on a real store, against the strict fake.
 
-The end-to-end cases (the whole bot against the strict fake) are in
-test_e2e_delivery.py and test_e2e_restart.py.
+The pure parts have their own tests (test_delivery_rules.py, test_flood.py,
+test_limiter.py); the whole bot end to end is in test_e2e_delivery.py and
+test_e2e_restart.py.
 """
 
 from __future__ import annotations
@@ -13,46 +14,23 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import pytest
-from telegram import Bot
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
 import bot.deliver
-from bot.deliver import Deliverer, backoff_delay, fit_plain, message_items
-from bot.models import Chat, ChatKind, Entry, Media, Style, Subscription
-from bot.pacing import Pacer, Window
+import bot.delivery_rules
+from bot.deliver import Deliverer
+from bot.limiter import Limiter
+from bot.models import Chat, ChatKind, Entry, Feed, Media, Notice, Style, Subscription
+from bot.outgoing import fit_plain, message_items
+from bot.plan import PollPlan, Tell
 from bot.render import MediaItem, Message
 from bot.store.sqlite import SqliteStore
+from bot.texts import say
 from testkit.fake_telegram import FakeTelegram
 from testkit.harness import TOKEN, eventually
 
 FEED = "https://feed.example/rss"
-
-
-# -- Window -------------------------------------------------------------------
-def test_window_counts_units_in_flight_and_stamps_them_when_answered():
-    window = Window(3, 1.0)
-    assert window.delay(0.0, 2) == 0.0
-    window.open(2)
-    assert window.delay(0.0, 1) == 0.0
-    window.open(1)
-    # Full, and only an answer can make room.
-    assert window.delay(0.1, 1) is None
-    window.close(0.2, 2)
-    # The two answered at 0.2 free their places at 1.2.
-    assert window.delay(0.5, 1) == pytest.approx(0.7)
-    assert window.delay(1.1, 2) == pytest.approx(0.1)
-    # Three more fit only once the one in flight has been answered.
-    assert window.delay(1.1, 3) is None
-    assert window.delay(1.2, 2) == 0.0
-    window.close(1.3, 1)
-    assert window.delay(1.3, 3) == pytest.approx(1.0)
-    assert window.delay(2.5, 3) == 0.0
-    assert window.idle
-
-
-def test_window_never_waits_for_ever_for_more_units_than_it_holds():
-    window = Window(2, 1.0)
-    assert window.delay(0.0, 5) == 0.0  # counted as a full window, not refused for ever
 
 
 def test_message_items_counts_each_item_of_a_media_group():
@@ -70,81 +48,21 @@ def test_fit_plain_measures_utf16():
     assert fit_plain("x" * 5000) == "x" * 4096
 
 
-def test_backoff_grows_with_jitter_and_is_capped():
-    assert backoff_delay(1, rng=lambda: 0.0) == pytest.approx(1.0)
-    assert backoff_delay(1, rng=lambda: 1.0) == pytest.approx(3.0)
-    assert backoff_delay(3, rng=lambda: 0.5) == pytest.approx(8.0)
-    assert backoff_delay(50, rng=lambda: 0.5) == pytest.approx(bot.deliver.BACKOFF_CAP)
+# -- fixtures -----------------------------------------------------------------
+@pytest.fixture
+async def store(tmp_path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(str(tmp_path / "store.sqlite"))
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
-# -- Pacer (real time, short windows) -----------------------------------------
-def max_in_window(stamps: list[tuple[float, int]], period: float) -> int:
-    """The most units whose admission fell within any ``period`` (half-open)."""
-    return max(sum(n for u, n in stamps if t - period < u <= t) for t, _ in stamps)
-
-
-async def test_pacer_overall_window_counts_media_items():
-    pacer = Pacer(per_second=6, second=0.3, chat_interval=0.0)
-    stamps: list[tuple[float, int]] = []
-
-    async def send(chat_id: int, items: int) -> None:
-        async with pacer.slot(chat_id, items):
-            stamps.append((time.monotonic(), items))
-            await asyncio.sleep(0.01)  # the request
-
-    started = time.monotonic()
-    await asyncio.gather(*(send(chat_id, 2) for chat_id in range(1, 10)))
-    assert max_in_window(stamps, 0.3) <= 6
-    # 18 items at 6 per 0.3 s: three windows, and each waits for the answers.
-    assert time.monotonic() - started >= 0.6
-    assert pacer.in_flight == 0
-
-
-async def test_pacer_spaces_a_chat_by_its_items():
-    pacer = Pacer(chat_interval=0.2)
-    times = []
-    for items in (3, 1, 1):
-        async with pacer.slot(42, items):
-            times.append(time.monotonic())
-    assert times[1] - times[0] >= 0.6 - 0.01  # after an album of three
-    assert times[2] - times[1] >= 0.2 - 0.01
-
-
-async def test_pacer_group_window():
-    pacer = Pacer(group_per_minute=3, minute=0.5, chat_interval=0.0)
-    times = []
-    for _ in range(7):
-        async with pacer.slot(-100, 1):
-            times.append(time.monotonic())
-    stamps = [(t, 1) for t in times]
-    assert max_in_window(stamps, 0.5) <= 3
-    assert times[6] - times[0] >= 1.0 - 0.01
-    # Another group is not held up by the first one's window.
-    started = time.monotonic()
-    async with pacer.slot(-200, 1):
-        pass
-    assert time.monotonic() - started < 0.1
-
-
-async def test_pacer_lets_other_chats_go_while_one_waits_for_its_pace():
-    pacer = Pacer(chat_interval=1.0)
-    async with pacer.slot(1, 1):
-        pass
-    order = []
-
-    async def send(chat_id: int) -> None:
-        async with pacer.slot(chat_id, 1):
-            order.append(chat_id)
-
-    await asyncio.wait_for(asyncio.gather(send(1), send(2), send(3)), 3)
-    assert order[-1] == 1
-
-
-# -- Deliverer against the strict fake, in process ----------------------------
 @asynccontextmanager
 async def deliverer(store: SqliteStore, telegram: FakeTelegram) -> AsyncIterator[Deliverer]:
     request = HTTPXRequest(connection_pool_size=64)
-    async with Bot(TOKEN, base_url=telegram.base_url, request=request) as tg_bot:
+    async with ExtBot(
+        TOKEN, base_url=telegram.base_url, request=request, rate_limiter=Limiter()
+    ) as tg_bot:
         running = Deliverer(store, tg_bot)
         running.start()
         running.wake()
@@ -154,23 +72,36 @@ async def deliverer(store: SqliteStore, telegram: FakeTelegram) -> AsyncIterator
             await running.stop()
 
 
-@pytest.fixture
-def store(tmp_path) -> SqliteStore:
-    opened = SqliteStore(str(tmp_path / "store.sqlite"))
-    yield opened
-    opened.close()
-
-
-def add_private_chats(store: SqliteStore, telegram: FakeTelegram, ids: range) -> None:
+async def add_private_chats(store: SqliteStore, telegram: FakeTelegram, ids: range) -> None:
     for chat_id in ids:
         telegram.add_user(chat_id)
-        store.put_chat(Chat(chat_id, ChatKind.PRIVATE))
+        await store.save_chat(Chat(chat_id, ChatKind.PRIVATE))
 
 
-async def test_broadcast_within_telegram_limits_gets_no_429(store, telegram: FakeTelegram):
+async def subscribe(store: SqliteStore, chat: Chat, style: Style | None = None) -> None:
+    await store.subscribe(
+        chat,
+        Subscription(chat.id, FEED, created=0.0, style=style or Style()),
+        new_feed=Feed(FEED, "F"),
+    )
+
+
+LONG = Entry(
+    "long",
+    "Long read",
+    link="https://e.example/long",
+    html="<p>" + "Many words here. " * 150 + "</p>",
+    media=(Media("https://img.example/fine.jpg", "image", "image/jpeg"),),
+)
+
+
+# -- the deliverer --------------------------------------------------------------
+async def test_broadcast_within_telegram_limits_gets_no_429_and_scans_no_outbox(
+    store, telegram: FakeTelegram, monkeypatch
+):
     telegram.limits = True
     chats = range(9001, 9041)
-    add_private_chats(store, telegram, chats)
+    await add_private_chats(store, telegram, chats)
     text = Entry("t", "Text entry", link="https://e.example/t")
     album = Entry(
         "a",
@@ -178,9 +109,13 @@ async def test_broadcast_within_telegram_limits_gets_no_429(store, telegram: Fak
         link="https://e.example/a",
         media=tuple(Media(f"https://img.example/{i}.jpg", "image", "image/jpeg") for i in range(3)),
     )
-    store.enqueue(FEED, text, chats)
-    store.enqueue(FEED, album, chats)
-    store.commit()
+    await store.enqueue(FEED, text, chats, 0.0)
+    await store.enqueue(FEED, album, chats, 0.0)
+
+    async def no_scan() -> list:
+        raise AssertionError("the deliverer scanned the whole outbox")
+
+    monkeypatch.setattr(store, "pending", no_scan)  # issue 9: no send costs a scan
     started = time.monotonic()
     async with deliverer(store, telegram) as running:
         assert await running.drain(30)
@@ -199,17 +134,10 @@ async def test_broadcast_within_telegram_limits_gets_no_429(store, telegram: Fak
 async def test_refused_media_of_a_media_then_text_entry_sends_the_text_once(
     store, telegram: FakeTelegram
 ):
-    add_private_chats(store, telegram, range(1, 2))
+    await add_private_chats(store, telegram, range(1, 2))
     telegram.fail_media_url("broken")
-    entry = Entry(
-        "long",
-        "Long read",
-        link="https://e.example/long",
-        html="<p>" + "Many words here. " * 150 + "</p>",
-        media=(Media("https://img.example/broken.jpg", "image", "image/jpeg"),),
-    )
-    store.enqueue(FEED, entry, [1])
-    store.commit()
+    entry = replace(LONG, media=(Media("https://img.example/broken.jpg", "image", "image/jpeg"),))
+    await store.enqueue(FEED, entry, [1], 0.0)
     async with deliverer(store, telegram) as running:
         assert await running.drain(10)
     (message,) = telegram.sent(1)
@@ -221,27 +149,23 @@ async def test_refused_media_of_a_media_then_text_entry_sends_the_text_once(
 async def test_the_photo_of_a_photo_then_text_entry_is_sent_once_across_a_restart(
     store, telegram: FakeTelegram
 ):
-    add_private_chats(store, telegram, range(1, 2))
-    store.put_subscription(Subscription(1, FEED, created=0.0, style=Style(summary="full")))
-    entry = Entry(
-        "long",
-        "Long read",
-        link="https://e.example/long",
-        html="<p>" + "Many words here. " * 150 + "</p>",
-        media=(Media("https://img.example/fine.jpg", "image", "image/jpeg"),),
-    )
-    store.enqueue(FEED, entry, [1])
-    store.commit()
+    await add_private_chats(store, telegram, range(1, 2))
+    await subscribe(store, Chat(1, ChatKind.PRIVATE), Style(summary="full"))
+    await store.enqueue(FEED, LONG, [1], 0.0)
     telegram.fail_server(times=1, status=502, method="sendMessage")
     async with deliverer(store, telegram):
         # The photo went, the text met a 502: the delivery waits, its progress stored.
         await eventually(lambda: any(r[2] == 502 for r in telegram.rejections))
-        await eventually(lambda: store.pending()[0].attempts == 1, message="retry recorded")
-        (queued,) = store.pending()
+        queued = None
+        for _ in range(100):
+            (queued,) = await store.pending()
+            if queued.attempts == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert queued is not None and queued.attempts == 1, "retry recorded"
         assert queued.sent_parts == 1
     # A new process (a restart) with the same store sends only the text.
-    store.update_delivery(replace(queued, not_before=0.0))
-    store.commit()
+    await store.reschedule_delivery(replace(queued, not_before=0.0))
     async with deliverer(store, telegram) as running:
         assert await running.drain(10)
     assert [m.method for m in telegram.sent(1)] == ["sendPhoto", "sendMessage"]
@@ -251,7 +175,7 @@ async def test_the_photo_of_a_photo_then_text_entry_is_sent_once_across_a_restar
 async def test_a_delivery_that_keeps_crashing_is_dropped_and_others_go_on(
     store, telegram: FakeTelegram, monkeypatch
 ):
-    add_private_chats(store, telegram, range(1, 3))
+    await add_private_chats(store, telegram, range(1, 3))
     original = bot.deliver.render_entry
 
     def render(entry, feed_title, style):
@@ -260,15 +184,68 @@ async def test_a_delivery_that_keeps_crashing_is_dropped_and_others_go_on(
         return original(entry, feed_title, style)
 
     monkeypatch.setattr(bot.deliver, "render_entry", render)
-    monkeypatch.setattr(bot.deliver, "BACKOFF_BASE", 0.01)
-    store.enqueue(FEED, Entry("bad", "Bad"), [1])
-    store.enqueue(FEED, Entry("good", "Good after bad", link="https://e.example/g"), [1, 2])
-    store.commit()
+    monkeypatch.setattr(bot.delivery_rules, "BACKOFF_BASE", 0.01)
+    await store.enqueue(FEED, Entry("bad", "Bad"), [1], 0.0)
+    await store.enqueue(
+        FEED, Entry("good", "Good after bad", link="https://e.example/g"), [1, 2], 0.0
+    )
     async with deliverer(store, telegram) as running:
         await eventually(lambda: telegram.sent(2), message="the other chat")
         assert await running.drain(10)
     assert [m.plain.splitlines()[0] for m in telegram.sent(1)] == ["Good after bad"]
     assert running.stats.rejected == 1
+
+
+async def test_a_notice_goes_from_the_outbox_as_plain_text_in_order(store, telegram: FakeTelegram):
+    await add_private_chats(store, telegram, range(1, 2))
+    await subscribe(store, Chat(1, ChatKind.PRIVATE))
+    notice = Notice("feed.gone", {"title": "F <b>", "url": FEED})
+    await store.enqueue(FEED, Entry("before", "Before", link="https://e.example/b"), [1], 0.0)
+    await _queue_notice(store, 1, notice)
+    await store.enqueue(FEED, Entry("after", "After", link="https://e.example/a"), [1], 0.0)
+    async with deliverer(store, telegram) as running:
+        assert await running.drain(10)
+    sent = telegram.sent(1)
+    assert [m.plain.splitlines()[0] for m in sent][::2] == ["Before", "After"]
+    assert sent[1].parse_mode is None
+    assert sent[1].plain == say("feed.gone", notice.params)  # "<b>" shown as it is
+
+
+async def test_a_migrated_group_gets_its_delivery_at_the_new_id_once(store, telegram: FakeTelegram):
+    telegram.add_group(-100, "Group", [4242])
+    group = Chat(-100, ChatKind.GROUP)
+    await subscribe(store, group)
+    await store.enqueue(FEED, Entry("e", "Moved along", link="https://e.example/e"), [-100], 0.0)
+    telegram.migrate(-100, -1000100)
+    async with deliverer(store, telegram) as running:
+        assert await running.drain(10)
+    assert [m.plain.splitlines()[0] for m in telegram.sent(-1000100)] == ["Moved along"]
+    assert await store.get_subscription(-1000100, FEED) is not None
+    assert running.stats.migrated == 1
+
+
+async def test_a_blocked_chat_is_paused_and_its_queue_dropped(store, telegram: FakeTelegram):
+    await add_private_chats(store, telegram, range(1, 3))
+    await subscribe(store, Chat(1, ChatKind.PRIVATE))
+    telegram.block(1)
+    for n in range(3):
+        await store.enqueue(
+            FEED, Entry(f"e{n}", f"E{n}", link=f"https://e.example/{n}"), [1, 2], 0.0
+        )
+    async with deliverer(store, telegram) as running:
+        assert await running.drain(10)
+    chat = await store.get_chat(1)
+    assert chat is not None and not chat.active
+    assert len([r for r in telegram.rejections if r[1] == 1]) == 1, "tried once, then paused"
+    assert len(telegram.sent(2)) == 3
+    assert running.stats.chats_gone == 1
+
+
+async def _queue_notice(store: SqliteStore, chat_id: int, notice: Notice) -> None:
+    """As a poll queues a notice: a claim, then its plan recorded."""
+    (claim,) = await store.claim_due_feeds("test", time.time(), 1, 60.0)
+    plan = PollPlan(FEED, claim.feed, time.time(), tell=(Tell(notice, (chat_id,)),))
+    assert await store.record_polls([plan], "test") == [True]
 
 
 class SlowBot:
@@ -286,16 +263,29 @@ class SlowBot:
 
 
 async def test_stop_lets_the_sends_on_the_wire_finish_and_starts_no_more(store):
-    store.enqueue(FEED, Entry("e", "Entry", link="https://e.example/e"), [1, 2, 3])
-    store.enqueue(FEED, Entry("f", "Next", link="https://e.example/f"), [1, 2, 3])
-    store.commit()
+    await store.enqueue(FEED, Entry("e", "Entry", link="https://e.example/e"), [1, 2, 3], 0.0)
+    await store.enqueue(FEED, Entry("f", "Next", link="https://e.example/f"), [1, 2, 3], 0.0)
     slow = SlowBot(0.5)
     running = Deliverer(store, slow)  # type: ignore[arg-type]
     running.start()
     running.wake()
     await eventually(lambda: len(slow.started) == 3, message="three sends on the wire")
     await running.stop()
-    # Answered and committed: a restart sends none of them again.
+    # Answered and recorded: a restart sends none of them again.
     assert sorted(slow.answered) == [1, 2, 3]
-    assert [d.entry.id for d in store.pending()] == ["f", "f", "f"]
+    assert [d.entry.id for d in await store.pending()] == ["f", "f", "f"]
     assert len(slow.started) == 3, "nothing new started while stopping"
+
+
+async def test_stop_refuses_the_sends_still_waiting_for_a_place(store, telegram: FakeTelegram):
+    chats = range(1, 61)
+    await add_private_chats(store, telegram, chats)
+    await store.enqueue(FEED, Entry("e", "Entry", link="https://e.example/e"), chats, 0.0)
+    async with deliverer(store, telegram):
+        await eventually(lambda: telegram.sent(), message="the first sends")
+    # 60 sends at 30 a second: stopped within the first second, the second
+    # half never went, and all that went are recorded.
+    left = await store.pending()
+    assert len(telegram.sent()) + len(left) == 60
+    assert 0 < len(left) < 60
+    assert {m.chat_id for m in telegram.sent()}.isdisjoint(d.chat_id for d in left)

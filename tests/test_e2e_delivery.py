@@ -25,6 +25,7 @@ import time
 import pytest
 
 import bot.deliver
+import bot.delivery_rules
 from bot.render import Message
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
@@ -40,7 +41,7 @@ CHANNEL = -1005002
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch):
     """Backoff steps of 0.2 s, 0.4 s … instead of 2 s, 4 s …: same code, shorter test."""
-    monkeypatch.setattr(bot.deliver, "BACKOFF_BASE", 0.2)
+    monkeypatch.setattr(bot.delivery_rules, "BACKOFF_BASE", 0.2)
 
 
 def has(telegram: FakeTelegram, chat_id: int, text: str) -> int:

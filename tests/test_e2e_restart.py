@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from bot.fetch import normalize_url
+from bot.flood import MESSAGES_PER_SECOND
 from bot.models import Chat, ChatKind, Feed, Subscription
-from bot.pacing import MESSAGES_PER_SECOND
 from bot.store.sqlite import SqliteStore
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer

@@ -254,6 +254,12 @@ async def test_errors_back_off_exponentially_capped_and_jittered(
             lambda: all(feeds.count(p) >= 5 for p in paths), timeout=15, message="4 failures"
         )
         store = services(app).store
+
+        async def recorded() -> bool:  # the fifth request's poll is recorded too
+            stored = [await store.get_feed(feeds.url(p)) for p in paths]
+            return all(f is not None and f.error_count >= 4 for f in stored)
+
+        await eventually(recorded, message="4 failures recorded")
         for path in paths:
             statuses = [r.status for r in feeds.requests_for(path)]
             assert statuses[:5] == [200, *[paths[path]] * 4]

@@ -18,11 +18,13 @@ from enum import StrEnum
 from typing import Any
 
 from bot.config import format_duration
+from bot.discover import FeedLink, discover_from_page
 from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import dedupe_keys, newest
 from bot.models import Chat, Entry, Feed, FeedStatus, Style, Subscription
 from bot.parse import ParseError, parse_response
 from bot.store import Store
+from bot.texts import say
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     #: The chat has as many subscriptions as the operator allows.
     OVER_QUOTA = "over quota"
+    #: A web page that names several feeds: the user picks one (``Answer.choices``).
+    CHOOSE = "choose"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,8 @@ class Answer:
     #: One line of Telegram HTML for the reply.
     text: str
     outcome: Outcome | None = None
+    #: With CHOOSE: the feeds the page names, for the user to pick from.
+    choices: tuple[FeedLink, ...] = ()
 
     @property
     def kind(self) -> Outcome:
@@ -159,14 +165,31 @@ class Subscriptions:
             return await self._add(chat, feed)
         try:
             result = await self._fetcher.fetch(url)
-            parsed = parse_response(result)
         except FetchError as exc:
             return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}")
+        chosen = ""
+        try:
+            parsed = parse_response(result)
         except ParseError as exc:
-            hint = ""
-            if exc.feed_links:
-                hint = f" It links to a feed: {esc(exc.feed_links[0])} (try /subscribe with that)."
-            return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}{hint}")
+            # A web page: subscribe to the feed it names (or one at a usual
+            # path); several named: the user chooses.
+            found = await discover_from_page(self._fetcher, result, pick_one=False)
+            if found.choice_needed:
+                text = say("subscribe.choose", page=esc(url), count=len(found.declared))
+                return Answer(False, text, Outcome.CHOOSE, tuple(found.declared))
+            if found.found is None:
+                return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}")
+            page, url = url, normalize_url(found.found.url)
+            result, parsed = found.found.result, found.found.parsed
+            code = (
+                "subscribe.chosen_declared"
+                if found.found.how == "declared"
+                else "subscribe.chosen_guessed"
+            )
+            chosen = say(code, page=esc(page), url=esc(url))
+            if await self._store.get_subscription(chat.id, url) is not None:
+                label = feed_label(await self._store.get_feed(url), url)
+                return Answer(False, f"Already subscribed to {label}.", Outcome.ALREADY)
 
         final_url = result.permanent_url or url
         if final_url != url and await self._store.get_subscription(chat.id, final_url) is not None:
@@ -176,7 +199,7 @@ class Subscriptions:
         # Another chat may have added the feed while we were fetching it.
         feed = await self._store.get_feed(final_url)
         if feed is not None and feed.status is FeedStatus.OK:
-            return await self._add(chat, feed)
+            return _noting(await self._add(chat, feed), chosen)
 
         now = self._clock()
         feed = Feed(
@@ -195,7 +218,7 @@ class Subscriptions:
         # (A gone feed re-subscribed starts afresh: subscribe() replaces it.)
         keys = [key for entry in parsed.entries for key in dedupe_keys(entry)]
         first = newest(parsed.entries) if sample else None
-        return await self._add(chat, feed, new_feed=True, seen=keys, sample=first)
+        return _noting(await self._add(chat, feed, new_feed=True, seen=keys, sample=first), chosen)
 
     async def _add(
         self,
@@ -288,6 +311,11 @@ class Subscriptions:
         log.info("chat %s set %s=%s for %s", chat_id, key, value, sub.feed_url)
         feed = await self._store.get_feed(sub.feed_url)
         return Answer(True, f"{feed_label(feed, sub.feed_url)}: {esc(key)} is now {esc(value)}.")
+
+
+def _noting(answer: Answer, note: str) -> Answer:
+    """A successful answer with a line saying which feed discovery chose."""
+    return replace(answer, text=f"{answer.text}\n{note}") if note and answer.ok else answer
 
 
 def _find(subs: list[Subscription], ref: str) -> Subscription | None:

@@ -68,6 +68,11 @@ CATALOGUE: dict[str, str] = {
     "subscribe.left_out": (
         "Left out {count} {feeds}: this chat may have at most {quota} subscriptions."
     ),
+    "subscribe.choose": "{page} is a web page that names {count} feeds. Which one?",
+    "subscribe.chosen_declared": "(the feed that {page} names)",
+    "subscribe.chosen_guessed": "(found at a usual address beside {page})",
+    "subscribe.choice_gone": "That choice is no longer available: send /subscribe again.",
+    "subscribe.choice_not_yours": "Only the one who sent /subscribe can choose.",
     "subscribe.progress": "Subscribing… {done} of {total} feeds checked.",
     "import.offer": ("This file lists {count} {feeds} (OPML). Import {them} into this chat?"),
     "import.offer_button": "Import {count} {feeds}",

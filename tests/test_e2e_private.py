@@ -132,7 +132,7 @@ async def test_unknown_command_and_bare_link_get_a_pointer(
         assert "/subscribe https://blog.example/feed.xml" in answer.plain
 
 
-async def test_html_page_that_links_a_feed_suggests_it(
+async def test_a_web_page_is_followed_through_the_feed_it_names(
     tmp_path, telegram: FakeTelegram, feeds: FeedServer
 ):
     telegram.add_user(USER)
@@ -143,12 +143,61 @@ async def test_html_page_that_links_a_feed_suggests_it(
         "</head><body>A blog</body></html>",
         "text/html; charset=utf-8",
     )
+    feeds.rss("/site/feed", title="Guessed").publish("Hello")  # a usual path, not named
+    feeds.set_feed("/site/about.html", "<html><body>No links</body></html>", "text/html")
     async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
+        store = services(app).store
         telegram.user_says(USER, USER, f"/subscribe {feeds.url('/blog/')}")
-        (answer,) = await telegram.wait_sent(USER, 1)
-        assert "HTML page" in answer.plain
-        assert f"It links to a feed: {feeds.url('/blog/feed.xml')}" in answer.plain
-        assert (await services(app).store.chat_subscriptions(USER)) == []
+        answer = (await telegram.wait_sent(USER, 1))[0]
+        assert "Subscribed to The Blog" in answer.plain
+        assert feeds.url("/blog/feed.xml") in answer.plain
+        assert f"the feed that {feeds.url('/blog/')} names" in answer.plain
+        telegram.user_says(USER, USER, f"/subscribe {feeds.url('/site/about.html')}")
+
+        async def two() -> bool:
+            return len(await store.chat_subscriptions(USER)) == 2
+
+        await eventually(two, message="the guessed feed")
+        subs = await store.chat_subscriptions(USER)
+        assert [s.feed_url for s in subs] == [feeds.url("/blog/feed.xml"), feeds.url("/site/feed")]
+        await eventually(lambda: any("usual address" in m.plain for m in telegram.sent(USER)))
+
+
+async def test_a_page_naming_several_feeds_offers_them_as_buttons(
+    tmp_path, telegram: FakeTelegram, feeds: FeedServer
+):
+    telegram.add_user(USER)
+    feeds.rss("/news/all.xml", title="All news").publish("A")
+    feeds.rss("/news/sport.xml", title="Sport").publish("S")
+    feeds.set_feed(
+        "/news/",
+        '<html><head><link rel="alternate" type="application/rss+xml" title="All" href="all.xml">'
+        '<link rel="alternate" type="application/rss+xml" title="Sport" href="sport.xml">'
+        "</head></html>",
+        "text/html",
+    )
+    async with running_bot(load_test_config(tmp_path, telegram, interval="1h")) as app:
+        store = services(app).store
+        telegram.user_says(USER, USER, f"/subscribe {feeds.url('/news/')}")
+        (offer,) = await telegram.wait_sent(USER, 1)
+        assert "names 2 feeds" in offer.plain
+        rows = offer.reply_markup["inline_keyboard"]
+        assert [row[0]["text"] for row in rows] == ["All", "Sport"]
+        assert all(len(row[0]["callback_data"].encode()) <= 64 for row in rows)
+        assert await store.chat_subscriptions(USER) == []
+        telegram.user_presses_button(USER, USER, offer.message_id, rows[1][0]["callback_data"])
+
+        async def one() -> bool:
+            return len(await store.chat_subscriptions(USER)) == 1
+
+        await eventually(one, message="picked")
+        (sub,) = await store.chat_subscriptions(USER)
+        assert sub.feed_url == feeds.url("/news/sport.xml")
+        await eventually(
+            lambda: "Subscribed to Sport" in telegram.message(USER, offer.message_id)["text"]
+        )
+        assert not telegram.message(USER, offer.message_id).get("reply_markup")
+        assert telegram.unanswered_callbacks() == []
 
 
 async def test_unsubscribe_several_numbers_means_what_list_showed(

@@ -14,7 +14,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.commands import basic, feeds, gate, opml
+from bot.commands import basic, choose, feeds, gate, opml
 
 #: Commands arrive as messages in private chats and groups, and as channel
 #: posts in channels (which only the channel's administrators can make).
@@ -57,6 +57,8 @@ def register(application: Application) -> None:
     application.add_handler(
         CallbackQueryHandler(opml.import_button, pattern=opml.IMPORT_BUTTON_PATTERN)
     )
+    # A feed picked among those a web page names.
+    application.add_handler(CallbackQueryHandler(choose.picked, pattern=choose.PICK_PATTERN))
     application.add_handler(ChatMemberHandler(basic.membership, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, basic.migrated))
     # Last: whatever no handler above took, in a private chat.

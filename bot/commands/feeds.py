@@ -6,6 +6,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.commands import choose
 from bot.commands.access import (
     ChatArgs,
     Denied,
@@ -18,7 +19,7 @@ from bot.commands.basic import PRIVATE_ONLY
 from bot.commands.bulk import quota_for, start_bulk
 from bot.commands.replies import reply
 from bot.services import Services, get_services
-from bot.subscriptions import esc
+from bot.subscriptions import Outcome, esc
 from bot.texts import say
 
 USAGE_SUBSCRIBE = "Usage: /subscribe URL [URL…], or /subscribe @channel URL from a private chat."
@@ -75,6 +76,9 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     answer = await services.subscriptions.subscribe(
         target.chat, unique[0], quota=quota_for(services, user.id if user else None)
     )
+    if answer.kind is Outcome.CHOOSE:
+        await choose.offer(update, context, target.chat, answer)
+        return
     lines = [answer.text]
     if target.named:
         lines.insert(0, f"Subscriptions for {esc(target.chat.title)}:")

@@ -47,12 +47,11 @@ from bot.fetch import FetchResult
 from bot.models import ParsedFeed
 from bot.parse.common import ParseError, clean_text, media_kind, newest
 from bot.parse.jsonfeed import is_json_feed, parse_json_feed
-from bot.parse.xml import feed_links_in_html, parse_xml_feed
+from bot.parse.xml import parse_xml_feed
 
 __all__ = [
     "ParseError",
     "clean_text",
-    "feed_links_in_html",
     "media_kind",
     "parse_feed",
     "parse_response",

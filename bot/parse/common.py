@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
 
+from bot import urls
 from bot.identity import entry_id
 from bot.models import Entry, Media, MediaKind
 
@@ -28,15 +29,8 @@ _HTML_TYPES = {"text/html", "application/xhtml+xml", "html", "xhtml"}
 
 
 class ParseError(ValueError):
-    """The body is not a feed. ``str(e)`` is one user-facing sentence.
-
-    ``feed_links``: absolute URLs of feeds an HTML page links to (``<link
-    rel="alternate" type="application/rss+xml" …>``), for the bot to suggest.
-    """
-
-    def __init__(self, message: str, *, feed_links: Iterable[str] = ()) -> None:
-        super().__init__(message)
-        self.feed_links: list[str] = list(feed_links)
+    """The body is not a feed. ``str(e)`` is one user-facing sentence. (The
+    feeds a web page names are found by bot/discover.py.)"""
 
 
 # --------------------------------------------------------------------------- text
@@ -107,15 +101,6 @@ def is_html_type(content_type: str | None) -> bool:
 # --------------------------------------------------------------------------- URLs
 
 
-def _strip_tracking(url: str) -> str:
-    parts = urlsplit(url)
-    if "utm_" not in parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not k.lower().startswith("utm_")]
-    return urlunsplit(parts._replace(query=urlencode(kept)))
-
-
 def absolute_url(url: Any, base: str | None, *, strip_tracking: bool = False) -> str | None:
     """``url`` made absolute against ``base``; None unless it is http(s)."""
     if not isinstance(url, str):
@@ -130,7 +115,7 @@ def absolute_url(url: Any, base: str | None, *, strip_tracking: bool = False) ->
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
-    return _strip_tracking(joined) if strip_tracking else joined
+    return urls.strip_tracking(joined) if strip_tracking else joined
 
 
 def host_of(url: str | None) -> str:

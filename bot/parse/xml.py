@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import io
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
@@ -44,12 +42,6 @@ tuning.install()
 # buffering (see bot/parse/expat.py).
 if "bot.parse.expat" not in feedparser.api.PREFERRED_XML_PARSERS:
     feedparser.api.PREFERRED_XML_PARSERS.insert(0, "bot.parse.expat")
-_FEED_LINK_TYPES = {
-    "application/rss+xml",
-    "application/atom+xml",
-    "application/feed+json",
-    "application/rdf+xml",
-}
 
 # --------------------------------------------------------------------------- XML
 
@@ -152,25 +144,6 @@ def _real_bozo(result: Any) -> bool:
 # ---------------------------------------------------------------- HTML detection
 
 
-class _FeedLinkFinder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base: str | None = None
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "base" and a.get("href") and self.base is None:
-            self.base = a["href"]
-        elif tag in ("link", "a"):
-            rels = a.get("rel", "").lower().split()
-            kind = a.get("type", "").split(";")[0].strip().lower()
-            if "alternate" in rels and kind in _FEED_LINK_TYPES and a.get("href"):
-                self.links.append(a["href"])
-
-    handle_startendtag = handle_starttag
-
-
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)[\s>]", re.I | re.S
 )
@@ -186,36 +159,10 @@ def _looks_like_html_page(body: bytes, content_type: str | None) -> bool:
     return bool(_HTML_START.match(head)) or b"<html" in head.lower()
 
 
-def feed_links_in_html(body: bytes, base: str, content_type: str | None = None) -> list[str]:
-    """Absolute URLs of the feeds an HTML page advertises, in page order."""
-    text = body.decode(_charset_of(content_type) or "utf-8", "replace")
-    finder = _FeedLinkFinder()
-    try:
-        finder.feed(text)
-        finder.close()
-    except Exception:
-        pass
-    page_base = urljoin(base, finder.base) if finder.base else base
-    out: list[str] = []
-    for href in finder.links:
-        url = absolute_url(html.unescape(href), page_base)
-        if url and url not in out:
-            out.append(url)
-    return out
-
-
 def _html_page_error(body: bytes, base: str, content_type: str | None) -> ParseError:
-    links = feed_links_in_html(body, base, content_type)
-    # The URLs stay out of the sentence: callers show ``feed_links`` their way.
-    if not links:
-        return ParseError("This is an HTML page, not a feed.")
-    if len(links) == 1:
-        return ParseError(
-            "This is an HTML page, not a feed, but it links to one.", feed_links=links
-        )
-    return ParseError(
-        f"This is an HTML page, not a feed, but it links to {len(links)}.", feed_links=links
-    )
+    # The feeds a page names are bot/discover.py's to find: callers that can
+    # subscribe (or check) run discovery on the page.
+    return ParseError("This is an HTML page, not a feed.")
 
 
 # ------------------------------------------------------------------ XML → models

@@ -98,6 +98,7 @@ def build_application(config: Config) -> Application:
         fetcher,
         clock=time.time,
         first_poll_after=config.poll.interval,
+        min_interval=config.poll.min_interval,
     )
 
     async def start_sending() -> None:

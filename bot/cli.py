@@ -24,7 +24,7 @@ from bot.render import (
     render_entry,
     utf16_len,
 )
-from bot.subscriptions import apply_setting
+from bot.settings import apply_setting
 
 #: Third-party loggers that talk at INFO about every request.
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiolimiter")

@@ -118,6 +118,10 @@ class Style:
     show_author: bool = True
     show_feed: bool = True
     show_tags: bool = True
+    #: Seconds between polls this subscription asks for (None: the operator's
+    #: interval); a feed is polled as often as its most eager subscriber asks,
+    #: never below poll.min_interval.
+    interval: float | None = None
 
 
 class ChatKind(StrEnum):

@@ -264,7 +264,7 @@ def plan_poll(
     feed.failing_since = None
     feed.failure_notified = False
     interval = adaptive_interval(
-        rules,
+        _rules_for(rules, claim),
         feed.recent_entry_times,
         now,
         ttl=feed.ttl,
@@ -286,6 +286,16 @@ def plan_poll(
     )
 
 
+def _rules_for(rules: PollRules, claim: Claim) -> PollRules:
+    """The operator's rules, with the interval the most eager subscriber asks
+    for (never below min_interval; a longer ceiling if it asks for more)."""
+    asked = [sub.style.interval for sub in claim.subscribers if sub.style.interval]
+    if not asked:
+        return rules
+    interval = max(min(asked), rules.min_interval)
+    return replace(rules, interval=interval, max_interval=max(rules.max_interval, interval))
+
+
 def _plan_failure(
     claim: Claim,
     feed: Feed,
@@ -304,7 +314,7 @@ def _plan_failure(
     if not feed.failure_notified and now - feed.failing_since >= FAILURE_NOTICE_AFTER:
         feed.failure_notified = True
         tell = _tell(_notice("feed.failing", feed, error=failure.message), claim)
-    base = max(feed.interval or rules.interval, rules.min_interval)
+    base = max(feed.interval or _rules_for(rules, claim).interval, rules.min_interval)
     delay = backoff_interval(base, rules.min_interval, feed.error_count, failure.retry_after, rng)
     feed.next_poll = now + delay
     return PollPlan(feed.url, feed, now, tell=tell)

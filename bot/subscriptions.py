@@ -15,14 +15,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
 from bot.config import format_duration
 from bot.discover import FeedLink, discover_from_page
 from bot.fetch import Fetcher, FetchError, InvalidURL, normalize_url
 from bot.identity import dedupe_keys, newest
-from bot.models import Chat, Entry, Feed, FeedStatus, Style, Subscription
+from bot.models import Chat, Entry, Feed, FeedStatus, Subscription
 from bot.parse import ParseError, parse_response
+from bot.settings import STYLE_KEYS, apply_setting, describe
 from bot.store import Store
 from bot.texts import say
 
@@ -92,11 +92,13 @@ class Subscriptions:
         *,
         clock: Callable[[], float] = time.time,
         first_poll_after: float = 60.0,
+        min_interval: float = 0.0,
     ) -> None:
         self._store = store
         self._fetcher = fetcher
         self._clock = clock
         self._first_poll_after = first_poll_after
+        self._min_interval = min_interval
         #: chat id → subscriptions being made right now (counted against the quota).
         self._in_progress: Counter[int] = Counter()
 
@@ -303,7 +305,7 @@ class Subscriptions:
         if sub is None:
             return Answer(False, f"No subscription {esc(ref)}. /list shows the numbers.")
         try:
-            style = apply_setting(sub.style, key, value)
+            style = apply_setting(sub.style, key, value, min_interval=self._min_interval)
         except ValueError as exc:
             return Answer(False, esc(str(exc)))
         if not await self._store.update_subscription(replace(sub, style=style)):
@@ -330,44 +332,9 @@ def _find(subs: list[Subscription], ref: str) -> Subscription | None:
     return next((sub for sub in subs if sub.feed_url in (url, ref)), None)
 
 
-_SWITCH = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False}
-
-#: /set keys → (Style field, allowed values).
-STYLE_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "summary": ("summary", ("none", "short", "full")),
-    "media": ("media", ("on", "off")),
-    "preview": ("link_preview", ("on", "off")),
-    "silent": ("silent", ("on", "off")),
-    "author": ("show_author", ("on", "off")),
-    "feed": ("show_feed", ("on", "off")),
-    "tags": ("show_tags", ("on", "off")),
-}
-
-
-def describe(value: object) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
-
-
-def apply_setting(style: Style, key: str, value: str) -> Style:
-    """The style with one /set key changed; ValueError names what was wrong."""
-    key = key.lower()
-    value = value.lower()
-    if key not in STYLE_KEYS:
-        raise ValueError(f"Unknown setting {key!r}. Settings: {', '.join(STYLE_KEYS)}.")
-    field, allowed = STYLE_KEYS[key]
-    if field == "summary":
-        if value not in allowed:
-            raise ValueError(f"{key} takes one of: {', '.join(allowed)}.")
-        return replace(style, summary=value)  # type: ignore[arg-type]
-    if value not in _SWITCH:
-        raise ValueError(f"{key} takes on or off.")
-    changes: dict[str, Any] = {field: _SWITCH[value]}
-    return replace(style, **changes)
-
-
 def _not_subscribed(ref: str) -> Answer:
+    if ref.isdigit():
+        return Answer(False, f"No subscription number {esc(ref)}. /list shows the numbers.")
     return Answer(False, f"Not subscribed to {esc(ref)}. /list shows the subscriptions.")
 
 

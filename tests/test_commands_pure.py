@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from bot.commands.access import split_chat_ref
 from bot.commands.replies import pack
 from bot.models import Style
-from bot.subscriptions import apply_setting
+from bot.settings import apply_setting
 from testkit.telegram_html import utf16_len
 
 lines = st.lists(st.text(min_size=1, max_size=900).filter(lambda s: "\n" not in s), max_size=40)
@@ -149,3 +149,14 @@ def test_export_caption_is_singular_for_one():
         "2 subscriptions",
         "0 subscriptions",
     ]
+
+
+def test_interval_setting_is_a_duration_within_the_floor():
+    from bot.models import Style
+
+    assert apply_setting(Style(), "interval", "30m", min_interval=60).interval == 1800
+    assert apply_setting(Style(interval=1800), "interval", "default").interval is None
+    with pytest.raises(ValueError, match="no shorter than 1m"):
+        apply_setting(Style(), "interval", "10s", min_interval=60)
+    with pytest.raises(ValueError, match="a duration like 30m"):
+        apply_setting(Style(), "interval", "soon")

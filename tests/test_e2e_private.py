@@ -99,7 +99,7 @@ async def test_bad_input_gets_one_clear_answer_and_changes_nothing(
         (f"/subscribe {feeds.url('/page.html')}", "HTML"),
         (f"/subscribe {feeds.url('/broken.xml')}", "Could not subscribe"),
         ("/unsubscribe https://nowhere.example/feed", "Not subscribed"),
-        ("/unsubscribe 7", "Not subscribed"),
+        ("/unsubscribe 7", "No subscription number 7"),
     ]
     async with running_bot(config) as app:
         store = services(app).store
@@ -221,6 +221,6 @@ async def test_unsubscribe_several_numbers_means_what_list_showed(
         await eventually(lambda: any("Unsubscribed" in m.plain for m in telegram.sent(USER)))
         answer = next(m.plain for m in telegram.sent(USER) if "Unsubscribed" in m.plain)
         assert "Unsubscribed from Feed A" in answer and "Unsubscribed from Feed C" in answer
-        assert "Not subscribed to 9" in answer
+        assert "No subscription number 9" in answer
         assert f"Not subscribed to {urls[2]}" in answer  # C, named twice
         assert [s.feed_url for s in (await store.chat_subscriptions(USER))] == [urls[1], urls[3]]

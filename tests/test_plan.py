@@ -265,3 +265,22 @@ def test_plans_are_deterministic_given_the_same_inputs():
     rng = random.Random(1)
     b = plan_poll(claim(), RULES, T0, result=ok(), parsed=parsed(entry(1)), rng=rng.random)
     assert a == b
+
+
+def test_a_subscription_may_ask_for_a_shorter_interval_within_the_floor():
+    from dataclasses import replace as change
+
+    from bot.models import Style
+
+    base = claim()
+    eager = change(base.subscribers[0], style=Style(interval=120.0))
+    lazy = change(base.subscribers[1], style=Style(interval=7200.0))
+    fast = Claim(base.feed, (eager, lazy), True, base.lease_until)
+    plan = plan_poll(fast, PollRules(600, 60, 600, adaptive=False), T0, result=ok(304), rng=mid)
+    assert plan.feed is not None and plan.feed.interval == 120  # the most eager subscriber
+    too_fast = Claim(base.feed, (change(eager, style=Style(interval=5.0)),), True, T0)
+    plan = plan_poll(too_fast, PollRules(600, 60, 600, adaptive=False), T0, result=ok(304), rng=mid)
+    assert plan.feed is not None and plan.feed.interval == 60  # never below min_interval
+    slow = Claim(base.feed, (lazy,), True, T0)
+    plan = plan_poll(slow, PollRules(600, 60, 600, adaptive=False), T0, result=ok(304), rng=mid)
+    assert plan.feed is not None and plan.feed.interval == 7200  # asked for: above the ceiling

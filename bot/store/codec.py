@@ -119,6 +119,7 @@ def style_to_dict(style: Style) -> JSONDict:
         "show_author": style.show_author,
         "show_feed": style.show_feed,
         "show_tags": style.show_tags,
+        "interval": style.interval,
     }
 
 
@@ -134,6 +135,7 @@ def style_from_dict(d: JSONDict | None) -> Style:
         show_author=bool(d.get("show_author", default.show_author)),
         show_feed=bool(d.get("show_feed", default.show_feed)),
         show_tags=bool(d.get("show_tags", default.show_tags)),
+        interval=float(d["interval"]) if d.get("interval") is not None else None,
     )
 
 

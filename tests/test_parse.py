@@ -694,3 +694,14 @@ def test_feedparser_uses_the_buffering_expat_driver(monkeypatch):
     )
     assert created, "feedparser did not pick bot.parse.expat"
     assert isinstance(xml.sax.make_parser(["bot.parse.expat"]), expat.BufferedExpatParser)
+
+
+def test_well_known_tracking_parameters_leave_the_links_shown_and_keep_the_rest():
+    doc = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>H</title><item>'
+        b"<title>A</title><link>https://www.heise.de/news/x.html?wt_mc=rss.red.ho.ho.atom"
+        b"&amp;seite=2&amp;utm_source=feed&amp;fbclid=abc</link><guid>g1</guid></item>"
+        b"</channel></rss>"
+    )
+    (entry,) = parse_feed(doc, url="https://www.heise.de/rss", now=NOW).entries
+    assert entry.link == "https://www.heise.de/news/x.html?seite=2"

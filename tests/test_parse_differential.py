@@ -142,3 +142,26 @@ def test_tuned_feedparser_is_identical_to_plain_feedparser(name, monkeypatch):
 
 def test_the_tuning_is_installed():
     assert feedparser.mixin._urljoin is tuning._urljoin
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "<link>https://x.example/a</link><guid>g1</guid>",
+        "<guid>g1</guid>",
+        '<link>https://x.example/a</link><guid isPermaLink="false">g1</guid>',
+        '<link>https://x.example/a</link><guid isPermaLink="true">/p/1</guid>',
+        "<link>https://x.example/a</link><guid>12345</guid>",
+        "<link>https://x.example/a</link><guid>https://x.example/g</guid>",
+    ],
+)
+def test_relative_guids_get_the_same_id_on_both_paths(item):
+    """Found by a parse test: an entry id that differs between the paths would
+    make one feed's entries new again whenever it switched path."""
+    doc = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>H</title>'
+        f"<item><title>A</title>{item}</item></channel></rss>"
+    ).encode()
+    reference, fast = both_ways(doc, "https://www.heise.de/rss", None, None)
+    assert not isinstance(reference, Exception) and not isinstance(fast, Exception)
+    assert fast.entries[0].id == reference.entries[0].id

@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import testkit.postgres
 from bot.store.base import Store
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
 from testkit.harness import TOKEN
+
+# CI runs the property tests derandomized (the same examples every run, no
+# deadline on a loaded 2-core machine): a failure there is reproducible, not
+# luck. Locally they explore anew each run.
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture

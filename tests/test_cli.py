@@ -210,7 +210,7 @@ async def _starting_bot_says(config: Path, *expected: str) -> list[str]:
 
     process = await start_bot(config)
     try:
-        await eventually(lambda: "retrying" in bot_log(config), timeout=5, message="one line")
+        await eventually(lambda: "retrying" in bot_log(config), timeout=15, message="one line")
         await asyncio.sleep(1.5)  # a retry or more, which must not repeat the line
         assert process.returncode is None, "keeps trying instead of exiting"
     finally:

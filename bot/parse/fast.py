@@ -138,6 +138,21 @@ def _ordinary(fe: Any) -> bool:
     return all(_feedparser_keeps(t) for t in _texts(fe))
 
 
+_FIRST_TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title>", re.S | re.I)
+_MARKUP_IN_TEXT = re.compile(rb"&lt;|&#0*60;|&#x0*3c;|<", re.I)
+
+
+def _markup_in_first_title(body: bytes) -> bool:
+    """The feed's title (the document's first <title>) holds markup, escaped
+    or not: feedparser keeps it as text in places (an Atom type="text" title)
+    where feedparser-rs strips it, so feedparser reads such a document."""
+    match = _FIRST_TITLE.search(body)
+    if match is None:
+        return False
+    text = match.group(1).replace(b"<![CDATA[", b"").replace(b"]]>", b"")
+    return bool(_MARKUP_IN_TEXT.search(text))
+
+
 def _guid_undecided(fe: Any) -> bool:
     """feedparser resolves a relative RSS guid against the base unless it is
     isPermaLink="false"; feedparser-rs reports ``guidislink`` False whenever
@@ -248,7 +263,7 @@ def read_or_why(
     if rss and any(_guid_undecided(fe) for fe in result.entries):
         return None, "a relative guid beside a link (isPermaLink decides, and is not exposed)"
     feed = result.feed
-    if not _feedparser_keeps(feed.title):
+    if not _feedparser_keeps(feed.title) or _markup_in_first_title(body):
         return None, "a feed title feedparser rewrites"
     meta = {
         "title": feed.title,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -291,14 +292,34 @@ class Poller:
             batch, self._plans = self._plans[:RECORD_BATCH], self._plans[RECORD_BATCH:]
             try:
                 recorded = await self._store.record_polls([plan for plan, _ in batch], self.owner)
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
+            except Exception:
+                if len(batch) == 1:
+                    raise_in(batch[0][1])
+                    continue
+                # One plan that cannot be written fails its whole transaction:
+                # record them one by one, so only that feed's poll fails.
+                for plan, done in batch:
+                    try:
+                        (ok,) = await self._store.record_polls([plan], self.owner)
+                    except Exception:
+                        raise_in(done)
+                    else:
+                        settle(done, ok)
                 continue
             for (_, done), ok in zip(batch, recorded, strict=True):
-                if not done.done():
-                    done.set_result(ok)
+                settle(done, ok)
+
+
+def settle(done: asyncio.Future[bool], ok: bool) -> None:
+    if not done.done():
+        done.set_result(ok)
+
+
+def raise_in(done: asyncio.Future[bool]) -> None:
+    """Hand the exception being handled to the poll waiting on ``done``."""
+    exc = sys.exc_info()[1]
+    if not done.done() and exc is not None:
+        done.set_exception(exc)
 
 
 def _changed(result: FetchResult, body_hash: str | None) -> bool:

@@ -140,3 +140,30 @@ async def test_a_poll_cancelled_mid_fetch_records_nothing(store: Store, feeds: F
     assert await store.pending() == []
     feed = await store.get_feed(url)
     assert feed is not None and feed.last_success is None
+
+
+async def test_one_plan_that_cannot_be_written_fails_only_its_own_poll(
+    store: Store, feeds: FeedServer
+):
+    from dataclasses import replace
+
+    from bot.plan import Enqueue
+    from tests.test_store_conformance import BAD
+
+    for path in ("/ok.xml", "/bad.xml"):
+        feeds.rss(path, path).publish("x", link=f"https://e.example{path}")
+        await follow(store, feeds.url(path))
+    async with poller_on(store) as poller:
+        claims = await store.claim_due_feeds(poller.owner, time.time(), 10, poller.lease)
+        plans = {claim.feed.url: await poller.plan(claim) for claim in claims}
+        bad_url = feeds.url("/bad.xml")
+        plans[bad_url] = replace(plans[bad_url], enqueue=(Enqueue(BAD, (1,)),))
+        # Both reach the recorder together: one transaction that fails...
+        ok, bad = await asyncio.gather(
+            poller._record(plans[feeds.url("/ok.xml")]),
+            poller._record(plans[bad_url]),
+            return_exceptions=True,
+        )
+    # ... then one by one: the good poll is recorded, only the bad one fails.
+    assert ok is True and isinstance(bad, Exception)
+    assert [d.feed_url for d in await store.pending()] == [feeds.url("/ok.xml")]

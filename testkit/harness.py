@@ -108,11 +108,12 @@ async def running_bot(config: Config) -> AsyncIterator[Application]:  # type: ig
         yield app
 
 
-async def start_bot(config: Path) -> asyncio.subprocess.Process:
+async def start_bot(config: Path, name: str = "bot") -> asyncio.subprocess.Process:
     """`python -m bot run --config FILE` as a user runs it, its output in
-    ``bot.log`` beside the config: a pipe nobody reads while the bot runs
-    would fill up and stall it on its next log line."""
-    log = (config.parent / "bot.log").open("ab")
+    ``NAME.log`` beside the config (a pipe nobody reads while the bot runs
+    would fill up and stall it on its next log line); several processes on
+    one config get a name each."""
+    log = (config.parent / f"{name}.log").open("ab")
     try:
         return await asyncio.create_subprocess_exec(
             sys.executable,
@@ -139,8 +140,8 @@ async def config_store(config: Path) -> AsyncIterator[Store]:
         yield store
 
 
-def bot_log(config: Path, tail: int = 5000) -> str:
-    return (config.parent / "bot.log").read_text(encoding="utf-8", errors="replace")[-tail:]
+def bot_log(config: Path, tail: int = 5000, name: str = "bot") -> str:
+    return (config.parent / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-tail:]
 
 
 def services(app: Application) -> Services:  # type: ignore[type-arg]

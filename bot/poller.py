@@ -239,8 +239,10 @@ class Poller:
 
     async def poll(self, claim: Claim) -> PollReport:
         """Poll one claimed feed and record what changed."""
-        plan = await self.plan(claim)
-        fetch_seconds = self._fetch_seconds.pop(claim.feed.url, 0.0)
+        try:
+            plan = await self.plan(claim)
+        finally:  # also when it raised: nothing left behind
+            fetch_seconds = self._fetch_seconds.pop(claim.feed.url, 0.0)
         recorded = await self._record(plan)
         report = replace(report_of(plan, recorded), fetch_seconds=fetch_seconds)
         metrics.poll_done(cast(PollOutcome, report.result.name.lower()), fetch_seconds)

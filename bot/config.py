@@ -78,6 +78,9 @@ class PollConfig:
     #: Hosts (names as the HTTP client writes them, or IP literals) exempt
     #: from the private-address rule, e.g. ("feeds.internal",).
     allow_hosts: tuple[str, ...] = ()
+    #: How long a claimed feed stays this process's (None: derived from
+    #: timeout); a process that dies has its feeds polled again after it.
+    lease: float | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "allow_hosts": (_as_hosts, []),
         "max_interval": (parse_duration, "1h"),
         "adaptive": (_as_bool, True),
+        "lease": (parse_duration, None),
     },
     "limits": {
         "subscriptions_per_chat": (_as_count, 100),
@@ -390,6 +394,14 @@ def load_config(
         raise ConfigError(
             f"{where}: poll.max_interval: {format_duration(poll['max_interval'])} is shorter "
             f"than poll.interval ({format_duration(poll['interval'])})"
+        )
+
+    if poll["lease"] is not None and poll["lease"] <= poll["timeout"]:
+        # A lease that ends before the fetch can would let another process
+        # poll the same feed meanwhile.
+        raise ConfigError(
+            f"{where}: poll.lease: {format_duration(poll['lease'])} is not longer than "
+            f"poll.timeout ({format_duration(poll['timeout'])})"
         )
 
     telegram = values["telegram"]

@@ -46,7 +46,9 @@ from bot.delivery_rules import (
     Verdict,
     classify,
 )
+from bot.health import heartbeats
 from bot.limiter import Limiter, SendingStopped
+from bot.metrics import metrics
 from bot.models import Delivery, Style
 from bot.outgoing import Outgoing, fit_plain, kind_of, send_message
 from bot.render import Message, html_to_plain, render_entry, render_text_only
@@ -64,6 +66,10 @@ IDLE_RECHECK = 5.0
 STOP_GRACE = 5.0
 #: Fallbacks tried for one message (text only, then plain text …) before giving up.
 MAX_FALLBACKS = 4
+#: The outbox loop's heartbeat (bot/health.py): it goes round at least every
+#: IDLE_RECHECK seconds, so several missed rounds mean it died or hangs.
+HEARTBEAT = "deliver"
+HEARTBEAT_MAX_AGE = 6 * IDLE_RECHECK
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,7 @@ class Deliverer:
         """Stop sending. A send on the wire may finish (up to ``grace``
         seconds) and be recorded, so that a clean stop repeats nothing."""
         self._stopping = True
+        heartbeats.forget(HEARTBEAT)
         if self._main is not None:
             self._main.cancel()
         if self._limiter is not None:
@@ -158,6 +165,7 @@ class Deliverer:
     # -- scheduling ----------------------------------------------------------
     async def _run(self) -> None:
         while not self._stopping:
+            heartbeats.beat(HEARTBEAT, HEARTBEAT_MAX_AGE)
             self._wake.clear()
             try:
                 timeout = await self._dispatch()
@@ -241,6 +249,7 @@ class Deliverer:
                 else:
                     break
                 self.stats.fallbacks += 1
+                metrics.delivery_done("fallback")
             if isinstance(verdict, TextOnly | PlainText):  # no fallback left
                 verdict = Refused(verdict.reason)
             if not isinstance(verdict, Sent) or whole or index + 1 == len(messages):
@@ -286,6 +295,7 @@ class Deliverer:
             case Sent():
                 await store.complete_delivery(delivery)
                 self.stats.sent += 1
+                metrics.delivery_done("sent")
             case Retry(delay=delay, reason=reason, counts=counts):
                 await store.reschedule_delivery(
                     replace(
@@ -296,20 +306,24 @@ class Deliverer:
                 )
                 self.stats.retries += 1
                 self.stats.rate_limited += not counts
+                metrics.delivery_done("retry")
                 log.warning("delivery to chat %s delayed %.1fs: %s", chat_id, delay, reason)
             case ChatGone(reason=reason):
                 await store.pause_chat(chat_id)
                 self.stats.chats_gone += 1
+                metrics.delivery_done("chat_gone")
                 log.warning("chat %s unreachable, subscriptions paused: %s", chat_id, reason)
             case Migrated(new_chat_id=new_id):
                 # The delivery moves with the chat; the new chat's worker sends it.
                 await store.migrate_chat(chat_id, new_id)
                 self.stats.migrated += 1
+                metrics.delivery_done("migrated")
                 log.warning("chat %s migrated to %s; subscriptions moved", chat_id, new_id)
                 self.wake()
             case Refused(reason=reason):
                 await store.complete_delivery(delivery)
                 self.stats.rejected += 1
+                metrics.delivery_done("refused")
                 log.error(
                     "chat %s: dropping delivery %s of %s: %s",
                     chat_id,

@@ -39,6 +39,7 @@ from telegram.ext import BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.flood import ChatKey, Flood, chat_key, message_count
+from bot.metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class Limiter(BaseRateLimiter[str]):
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc) + RETRY_MARGIN
                 self.stats.rate_limited += 1
+                metrics.rate_limited()
                 if items:
                     self.flood.hold(chat, self._clock() + wait)
                 if lane == _BULK_LANE and wait > BULK_MAX_WAIT:

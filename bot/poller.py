@@ -24,14 +24,17 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from typing import cast
 
 from telegram.ext import ContextTypes, Job, JobQueue
 
 from bot.config import PollConfig
 from bot.fetch import Fetcher, FetchError, FetchResult
+from bot.health import heartbeats
 from bot.identity import dedupe_keys
+from bot.metrics import PollOutcome, metrics
 from bot.models import FeedStatus, ParsedFeed
 from bot.parse import ParseError, parse_response
 from bot.plan import Claim, Failure, PollPlan, PollRules, plan_poll
@@ -48,6 +51,10 @@ TICK = 1.0
 RECORD_WINDOW = 0.02
 #: At most this many plans per record_polls transaction.
 RECORD_BATCH = 200
+#: The poll loop's heartbeat (bot/health.py): the tick beats each second, so
+#: a minute without one is a loop that died or an event loop that hangs.
+HEARTBEAT = "poll"
+HEARTBEAT_MAX_AGE = 60.0
 
 
 class PollResult(Enum):
@@ -67,6 +74,8 @@ class PollReport:
     result: PollResult
     new_entries: int = 0
     error: str | None = None
+    #: How long the fetch took (0 when nothing was fetched).
+    fetch_seconds: float = 0.0
 
 
 def rules_of(config: PollConfig) -> PollRules:
@@ -116,7 +125,7 @@ class Poller:
         self.clock = clock
         self.rng = rng
         #: A lease outlives the longest fetch (its deadline) with room to record.
-        self.lease = max(30.0, 1.5 * config.timeout + 10.0)
+        self.lease = config.lease or max(30.0, 1.5 * config.timeout + 10.0)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._filling = False
         self._stopping = False
@@ -126,6 +135,9 @@ class Poller:
         self._plans: list[tuple[PollPlan, asyncio.Future[bool]]] = []
         self._flush: asyncio.Task[None] | None = None
         self.reports: Callable[[PollReport], None] = lambda report: None
+        #: Each poll's fetch time, from plan() to poll(), by URL (a feed is
+        #: polled once at a time here: its lease); plan() returns only the plan.
+        self._fetch_seconds: dict[str, float] = {}
 
     # -- the loop --------------------------------------------------------------
 
@@ -146,6 +158,7 @@ class Poller:
         seconds, then cancel them (harmless: a cancelled poll recorded
         nothing, and its lease runs out). Runs before the JobQueue stops."""
         self._stopping = True
+        heartbeats.forget(HEARTBEAT)
         if self._job is not None:
             self._job.schedule_removal()
             self._job = None
@@ -161,6 +174,7 @@ class Poller:
             await asyncio.gather(self._flush, return_exceptions=True)
 
     async def _tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        heartbeats.beat(HEARTBEAT, HEARTBEAT_MAX_AGE)
         await self.fill()
 
     async def fill(self) -> None:
@@ -226,9 +240,14 @@ class Poller:
 
     async def poll(self, claim: Claim) -> PollReport:
         """Poll one claimed feed and record what changed."""
-        plan = await self.plan(claim)
+        try:
+            plan = await self.plan(claim)
+        finally:  # also when it raised: nothing left behind
+            fetch_seconds = self._fetch_seconds.pop(claim.feed.url, 0.0)
         recorded = await self._record(plan)
-        report = report_of(plan, recorded)
+        report = replace(report_of(plan, recorded), fetch_seconds=fetch_seconds)
+        metrics.poll_done(cast(PollOutcome, report.result.name.lower()), fetch_seconds)
+        metrics.new_entries(report.new_entries)
         if report.result is PollResult.NEW_ENTRIES:
             log.debug("%s: %d new entries", plan.url, report.new_entries)
         if plan.enqueue or plan.tell:
@@ -241,12 +260,15 @@ class Poller:
         now = self.clock
         if not claim.followed:
             return plan_poll(claim, self.rules, now(), rng=self.rng)
+        started = time.monotonic()
         try:
             result = await self._fetcher.fetch(
                 feed.url, etag=feed.etag, last_modified=feed.last_modified
             )
         except FetchError as exc:
+            self._fetch_seconds[feed.url] = time.monotonic() - started
             return self._failed(claim, Failure(str(exc), exc.retry_after, exc.gone))
+        self._fetch_seconds[feed.url] = time.monotonic() - started
         parsed: ParsedFeed | None = None
         seen: set[str] = set()
         if _changed(result, feed.body_hash):

@@ -39,7 +39,7 @@ World set-up (synchronous): ``add_user``, ``add_group``, ``add_channel``, ``bloc
 ``anonymous_admin_says``, ``channel_post``, ``user_sends_document``, ``user_presses_button``,
 ``add_bot_to_group``, ``add_bot_to_channel``, ``remove_bot_from_group``. Observation: ``sent()``,
 ``wait_sent()``, ``edits``, ``message()``, ``requests``, ``calls()``, ``rejections``,
-``count_429``, ``callback_answers``, ``unanswered_callbacks()``, ``commands``,
+``count_429``, ``update_conflicts``, ``callback_answers``, ``unanswered_callbacks()``, ``commands``,
 ``internal_errors`` (bugs of the fake itself).
 
 Webhooks: after ``setWebhook`` (url, ``secret_token``, ``allowed_updates``) getUpdates answers
@@ -154,6 +154,10 @@ class Sent:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+#: Telegram's answer to a getUpdates that a newer one replaced.
+_TERMINATED = "Conflict: terminated by other getUpdates request"
+
+
 class ApiError(Exception):
     def __init__(
         self, code: int, description: str, parameters: dict | None = None, chat_id: Any = None
@@ -236,6 +240,10 @@ class FakeTelegram:
         self.webhook_secret: str | None = None
         #: (status or exception name, update_id) of every webhook POST the bot did not accept.
         self.webhook_failures: list[tuple[str, int]] = []
+        #: getUpdates calls a newer getUpdates ended with 409 Conflict while
+        #: their caller still listened: two consumers at once (a dead
+        #: process's abandoned long poll is not counted).
+        self.update_conflicts = 0
         self._pusher: asyncio.Task[None] | None = None
 
         self._sent: list[Sent] = []
@@ -868,6 +876,8 @@ class FakeTelegram:
             if exc.code == 409 and gone:
                 # A long poll PTB already abandoned (e.g. Updater.stop): nobody reads this.
                 return web.json_response({"ok": False}, status=409)
+            if exc.code == 409 and exc.description.startswith(_TERMINATED):
+                self.update_conflicts += 1
             return self._error_response(method, exc)
         except _DropConnection:
             chat_id: Any = params.get("chat_id")
@@ -1583,8 +1593,7 @@ class FakeTelegram:
             if generation != self._poll_generation:
                 raise ApiError(
                     409,
-                    "Conflict: terminated by other getUpdates request; make sure that only "
-                    "one bot instance is running",
+                    f"{_TERMINATED}; make sure that only one bot instance is running",
                 )
             ready = [u for u in self._updates if self._allowed(u)]
             remaining = deadline - time.monotonic()

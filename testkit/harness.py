@@ -19,7 +19,7 @@ from bot.config import Config, load_config
 from bot.operations import serving
 from bot.poller import PollReport, poll_due
 from bot.services import Services, services_of
-from bot.store import Store
+from bot.store import Store, open_store
 from testkit.fake_telegram import FakeTelegram
 
 TOKEN = "123456:TEST"
@@ -34,6 +34,18 @@ def shared_dir() -> Path | None:
     return None
 
 
+#: The PostgreSQL database configs get when the caller names no store: set
+#: by tests/conftest.py's ``e2e_store`` fixture, so that one end-to-end test
+#: runs on either backend unchanged. None: the embedded file.
+_default_store_url: str | None = None
+
+
+def use_store_url(url: str | None) -> None:
+    """Configs written from now on use the database at ``url`` (None: the file)."""
+    global _default_store_url
+    _default_store_url = url
+
+
 def write_config(
     directory: Path,
     telegram: FakeTelegram,
@@ -42,9 +54,14 @@ def write_config(
     extra_telegram: str = "",
     timeout: str = "5s",
     extra: str = "",
+    store_url: str | None = None,
 ) -> Path:
-    """A config file as a user would write it, pointing at the fakes."""
+    """A config file as a user would write it, pointing at the fakes; its
+    store is ``store_url``, else the one :func:`use_store_url` chose, else
+    a file in ``directory``."""
     path = directory / "config.toml"
+    url = store_url or _default_store_url
+    store = f'url = "{url}"' if url else f'path = "{directory / "data" / "feedbot.sqlite"}"'
     path.write_text(
         f"""
 [telegram]
@@ -54,7 +71,7 @@ admins = [4242]
 {extra_telegram}
 
 [store]
-path = "{directory / "data" / "feedbot.sqlite"}"
+{store}
 
 [poll]
 interval = "{interval}"
@@ -91,11 +108,12 @@ async def running_bot(config: Config) -> AsyncIterator[Application]:  # type: ig
         yield app
 
 
-async def start_bot(config: Path) -> asyncio.subprocess.Process:
+async def start_bot(config: Path, name: str = "bot") -> asyncio.subprocess.Process:
     """`python -m bot run --config FILE` as a user runs it, its output in
-    ``bot.log`` beside the config: a pipe nobody reads while the bot runs
-    would fill up and stall it on its next log line."""
-    log = (config.parent / "bot.log").open("ab")
+    ``NAME.log`` beside the config (a pipe nobody reads while the bot runs
+    would fill up and stall it on its next log line); several processes on
+    one config get a name each."""
+    log = (config.parent / f"{name}.log").open("ab")
     try:
         return await asyncio.create_subprocess_exec(
             sys.executable,
@@ -113,8 +131,17 @@ async def start_bot(config: Path) -> asyncio.subprocess.Process:
         log.close()
 
 
-def bot_log(config: Path, tail: int = 5000) -> str:
-    return (config.parent / "bot.log").read_text(encoding="utf-8", errors="replace")[-tail:]
+@asynccontextmanager
+async def config_store(config: Path) -> AsyncIterator[Store]:
+    """The store a config file names, opened (whichever backend): for a test
+    that reads or seeds what a bot stopped now (or not yet started) keeps."""
+    store = open_store(load_config(str(config), env={}).store)
+    async with store:
+        yield store
+
+
+def bot_log(config: Path, tail: int = 5000, name: str = "bot") -> str:
+    return (config.parent / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-tail:]
 
 
 def services(app: Application) -> Services:  # type: ignore[type-arg]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import testkit.harness
 import testkit.postgres
 from bot.store.base import Store
 from testkit.fake_telegram import FakeTelegram
@@ -80,6 +81,29 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 @pytest.fixture
 async def store(backend: Factory) -> Store:
     return await backend()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def e2e_store(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """Runs an end-to-end test on each backend: the configs testkit.harness
+    writes name a fresh PostgreSQL database (dropped after), or the embedded
+    file. A module opts in with ``pytestmark = pytest.mark.usefixtures("e2e_store")``:
+    the ones whose bots keep state worth checking on both (subscribing,
+    polling and its schedule, delivery and its outbox, restarts, OPML's bulk
+    writes); the others test words, rendering and Telegram's rules, which no
+    store changes, and stay on the file to keep the suite's time."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    reason = await testkit.postgres.unavailable()
+    if reason:
+        pytest.skip(reason)
+    async with testkit.postgres.fresh_database() as url:
+        testkit.harness.use_store_url(url)
+        try:
+            yield "postgres"
+        finally:
+            testkit.harness.use_store_url(None)
 
 
 #: Suites whose every XML document is parsed both by feedparser-rs and by

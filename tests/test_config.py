@@ -487,3 +487,14 @@ def test_limits(tmp_path):
     path.write_text('[telegram]\ntoken = "1:A"\n[limits]\ncommands_per_minute = -1\n')
     with pytest.raises(ConfigError, match=r"limits\.commands_per_minute: expected a whole number"):
         load_config(str(path), env={})
+
+
+def test_poll_lease(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[telegram]\ntoken = "1:A"\n[poll]\ntimeout = "2s"\nlease = "5s"\n')
+    assert load_config(str(path), env={}).poll.lease == 5.0
+    path.write_text('[telegram]\ntoken = "1:A"\n')
+    assert load_config(str(path), env={}).poll.lease is None  # derived from timeout
+    path.write_text('[telegram]\ntoken = "1:A"\n[poll]\ntimeout = "5s"\nlease = "5s"\n')
+    with pytest.raises(ConfigError, match=r"poll\.lease: 5s is not longer than poll\.timeout"):
+        load_config(str(path), env={})

@@ -20,7 +20,9 @@ from telegram.request import HTTPXRequest
 import bot.deliver
 import bot.delivery_rules
 from bot.deliver import Deliverer
+from bot.health import heartbeats
 from bot.limiter import Limiter
+from bot.metrics import metrics
 from bot.models import Chat, ChatKind, Entry, Feed, Media, Notice, Style, Subscription
 from bot.outgoing import fit_plain, message_items
 from bot.plan import PollPlan, Tell
@@ -232,8 +234,14 @@ async def test_a_blocked_chat_is_paused_and_its_queue_dropped(store, telegram: F
         await store.enqueue(
             FEED, Entry(f"e{n}", f"E{n}", link=f"https://e.example/{n}"), [1, 2], 0.0
         )
+    gone = metrics.value("feedbot_deliveries_total", outcome="chat_gone") or 0.0
+    sent = metrics.value("feedbot_deliveries_total", outcome="sent") or 0.0
     async with deliverer(store, telegram) as running:
         assert await running.drain(10)
+        assert "deliver" in heartbeats.snapshot()
+    assert "deliver" not in heartbeats.snapshot()  # stopped on purpose
+    assert metrics.value("feedbot_deliveries_total", outcome="chat_gone") == gone + 1
+    assert metrics.value("feedbot_deliveries_total", outcome="sent") == sent + 3
     chat = await store.get_chat(1)
     assert chat is not None and not chat.active
     assert len([r for r in telegram.rejections if r[1] == 1]) == 1, "tried once, then paused"

@@ -17,8 +17,10 @@ import aiohttp
 
 from bot.updates import SECRET_HEADER
 from testkit.fake_telegram import FakeTelegram
+from testkit.feed_server import FeedServer
 from testkit.harness import (
     bot_log,
+    eventually,
     free_port,
     load_test_config,
     running_bot,
@@ -29,7 +31,25 @@ from testkit.harness import (
 SECRET = "e2e-Secret_42"
 
 
-async def test_webhook_mode_metrics_and_health(tmp_path: Path, telegram: FakeTelegram) -> None:
+def sample(text: str, name: str, **labels: str) -> float:
+    """One sample's value in a /metrics page (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    head = f"{name}{{{wanted}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(head + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def scrape(http: aiohttp.ClientSession, port: int) -> str:
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+        assert r.status == 200
+        return await r.text()
+
+
+async def test_webhook_mode_metrics_and_health(
+    tmp_path: Path, telegram: FakeTelegram, feeds: FeedServer
+) -> None:
     hook, metrics = free_port(), free_port()
     config = load_test_config(
         tmp_path,
@@ -72,15 +92,34 @@ async def test_webhook_mode_metrics_and_health(tmp_path: Path, telegram: FakeTel
 
         async with http.get(f"http://127.0.0.1:{metrics}/healthz") as r:
             assert (r.status, await r.text()) == (200, "ok\n")
-        async with http.get(f"http://127.0.0.1:{metrics}/metrics") as r:
-            assert r.status == 200
-            text = await r.text()
-        assert "feedbot_polls_total" in text
-        assert "feedbot_outbox_depth 0.0" in text
+        # The metrics are the process's: this test reads how they move.
+        before = await scrape(http, metrics)
         assert any(
             line.startswith("feedbot_sender{") and line.endswith(" 1.0")
-            for line in text.splitlines()
+            for line in before.splitlines()
         )
+
+        feed = feeds.rss("/ops.xml", title="Ops")
+        feed.publish("Old")
+        telegram.user_says(42, 42, f"/subscribe {feeds.url('/ops.xml')}")
+        await telegram.wait_sent(42, 2)  # the welcome, the subscription's answer
+        feed.publish("Fresh news")
+        await eventually(
+            lambda: any("Fresh news" in (m.plain or "") for m in telegram.sent(42)),
+            message="the new entry",
+        )
+        await asyncio.sleep(0.2)  # its completion recorded
+        after = await scrape(http, metrics)
+
+        def moved(name: str, **labels: str) -> float:
+            return sample(after, name, **labels) - sample(before, name, **labels)
+
+        assert moved("feedbot_polls_total", outcome="new_entries") >= 1
+        assert moved("feedbot_new_entries_total") >= 1
+        assert moved("feedbot_fetch_seconds_count") >= 1
+        assert moved("feedbot_deliveries_total", outcome="sent") >= 1
+        async with http.get(f"http://127.0.0.1:{metrics}/healthz") as r:
+            assert (r.status, await r.text()) == (200, "ok\n")
 
 
 async def test_feedbot_run_serves_health_and_stops_on_sigterm(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.opml import Outline, build_opml, parse_opml
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
 from testkit.harness import eventually, load_test_config, running_bot, services
+
+#: Every test here runs on the embedded file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("e2e_store")
 
 USER = 6001
 OTHER = 6002

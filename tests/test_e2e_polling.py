@@ -31,6 +31,9 @@ from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer, RssFeed
 from testkit.harness import eventually, load_test_config, poll_now, running_bot, services
 
+#: Every test here runs on the embedded file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("e2e_store")
+
 USER = 7001
 OTHERS = (7002, 7003)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
 from testkit.harness import eventually, load_test_config, running_bot, services
+
+#: Every test here runs on the embedded file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("e2e_store")
 
 USER = 1001
 

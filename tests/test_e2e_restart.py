@@ -21,10 +21,12 @@ import pytest
 from bot.fetch import normalize_url
 from bot.flood import MESSAGES_PER_SECOND
 from bot.models import Chat, ChatKind, Feed, Subscription
-from bot.store.sqlite import SqliteStore
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
-from testkit.harness import bot_log, eventually, start_bot, write_config
+from testkit.harness import bot_log, config_store, eventually, start_bot, write_config
+
+#: Every test here runs on the embedded file and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("e2e_store")
 
 USER = 3001
 
@@ -43,10 +45,6 @@ async def terminate(bot: asyncio.subprocess.Process, config: Path) -> None:
     assert bot.returncode == 0, bot_log(config)
 
 
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "feedbot.sqlite"
-
-
 def titles(telegram: FakeTelegram, chat_id: int) -> Counter[str]:
     """How many times each entry reached the chat (an entry's first line is its title)."""
     return Counter(m.plain.splitlines()[0] for m in telegram.sent(chat_id) if m.plain)
@@ -59,7 +57,7 @@ async def in_flight_at_kill(
     yet removed from its outbox: the only ones allowed to arrive twice. Also
     how many deliveries were still queued."""
     chats = set(chat_ids)
-    async with SqliteStore(str(store_path(tmp_path))) as store:
+    async with config_store(tmp_path / "config.toml") as store:
         pending = [d for d in await store.pending() if d.chat_id in chats and d.entry]
     accepted = {
         (d.chat_id, d.entry.title)
@@ -112,7 +110,7 @@ async def test_kill_then_restart_sends_what_was_missed_once(
             await bot.wait()
     stories = {t: n for t, n in titles(telegram, USER).items() if t.startswith("Story")}
     assert stories == expected
-    async with SqliteStore(str(store_path(tmp_path))) as store:
+    async with config_store(tmp_path / "config.toml") as store:
         assert await store.pending() == []
 
 
@@ -122,7 +120,7 @@ BROADCAST_CHATS = range(7001, 7101)
 async def seed_broadcast(tmp_path: Path, telegram: FakeTelegram, url: str) -> None:
     """100 private chats following one feed, as if each had sent /subscribe."""
     now = time.time()
-    async with SqliteStore(str(store_path(tmp_path))) as store:
+    async with config_store(tmp_path / "config.toml") as store:
         for n, chat_id in enumerate(BROADCAST_CHATS):
             telegram.add_user(chat_id)
             feed = Feed(url, title="Broadcast Feed") if n == 0 else None  # due at once
@@ -136,8 +134,8 @@ async def test_stop_during_a_broadcast_then_restart(
 ):
     feed = feeds.rss("/b.xml", title="Broadcast Feed")  # no entries yet
     url = normalize_url(feeds.url("/b.xml"))
-    await seed_broadcast(tmp_path, telegram, url)
     config = write_config(tmp_path, telegram)
+    await seed_broadcast(tmp_path, telegram, url)
 
     def reached() -> int:
         return sum(1 for c in BROADCAST_CHATS if titles(telegram, c)["Big news"])
@@ -181,7 +179,7 @@ async def test_stop_during_a_broadcast_then_restart(
             bot.kill()
             await bot.wait()
     assert {c: titles(telegram, c)["Big news"] for c in BROADCAST_CHATS} == expected
-    async with SqliteStore(str(store_path(tmp_path))) as store:
+    async with config_store(tmp_path / "config.toml") as store:
         assert await store.pending() == []
 
 

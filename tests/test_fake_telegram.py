@@ -496,6 +496,7 @@ async def test_concurrent_get_updates_conflict(fake, bot):
         assert await other_instance.get_updates(timeout=0) == ()
     with pytest.raises(Conflict, match=r"(?i)terminated by other getUpdates request"):
         await first
+    assert fake.update_conflicts == 1
 
 
 async def test_application_polling_handlers(fake):
@@ -555,6 +556,7 @@ async def test_application_polling_handlers(fake):
         await app.shutdown()
     # Stopping abandons a long poll; its late 409 is not counted as a rejection.
     assert [r for r in fake.rejections if r[0] == "getUpdates"] == []
+    assert fake.update_conflicts == 0
     with pytest.raises(AssertionError, match=r"(?i)expected 5 message"):
         await fake.wait_sent(USER, 5, timeout=0.1)
     async with Bot(fake.token, base_url=fake.base_url) as bot:

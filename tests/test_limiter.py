@@ -15,6 +15,7 @@ from telegram.request import HTTPXRequest
 
 from bot.flood import Flood
 from bot.limiter import BULK, BULK_MAX_WAIT, Limiter, SendingStopped
+from bot.metrics import metrics
 from testkit.fake_telegram import FakeTelegram
 from testkit.harness import TOKEN
 
@@ -102,11 +103,13 @@ async def test_a_429_is_waited_out_and_retried_and_never_reaches_the_caller():
     limiter = Limiter()
     wire = Wire()
     wire.failures["reply"] = [RetryAfter(1)]
+    before = metrics.value("feedbot_telegram_429_total") or 0.0
     started = time.monotonic()
     assert await send(limiter, wire, "reply", 1) is True
     assert time.monotonic() - started >= 1.0
     assert wire.order == ["reply"]
     assert limiter.stats.rate_limited == 1
+    assert metrics.value("feedbot_telegram_429_total") == before + 1
 
 
 async def test_a_bulk_send_gets_a_long_429_back_for_the_store_to_reschedule():

@@ -15,6 +15,8 @@ from typing import Any
 import bot.poller as poller_module
 from bot.config import PollConfig
 from bot.fetch import Fetcher, FetchResult
+from bot.health import heartbeats
+from bot.metrics import metrics
 from bot.models import Chat, ChatKind, Feed, Subscription
 from bot.poller import Poller, PollResult, poll_due
 from bot.store import Store
@@ -167,3 +169,26 @@ async def test_one_plan_that_cannot_be_written_fails_only_its_own_poll(
     # ... then one by one: the good poll is recorded, only the bad one fails.
     assert ok is True and isinstance(bad, Exception)
     assert [d.feed_url for d in await store.pending()] == [feeds.url("/ok.xml")]
+
+
+async def test_a_poll_reports_its_fetch_time_to_the_metrics_and_the_loop_beats(
+    store: Store, feeds: FeedServer
+):
+    feed = feeds.rss("/m.xml", "M")
+    feed.publish("one")
+    feed.publish("two")
+    url = feeds.url("/m.xml")
+    await follow(store, url)
+    polls = metrics.value("feedbot_polls_total", outcome="new_entries") or 0.0
+    entries = metrics.value("feedbot_new_entries_total") or 0.0
+    fetches = metrics.value("feedbot_fetch_seconds_count") or 0.0
+    async with poller_on(store) as poller:
+        (report,) = await poll_due(poller, store)
+        assert report.result is PollResult.NEW_ENTRIES and report.fetch_seconds > 0
+        await poller._tick(None)  # type: ignore[arg-type]  # the JobQueue's call
+        assert "poll" in heartbeats.snapshot()
+        await poller.stop()
+        assert "poll" not in heartbeats.snapshot()
+    assert metrics.value("feedbot_polls_total", outcome="new_entries") == polls + 1
+    assert metrics.value("feedbot_new_entries_total") == entries + 2
+    assert metrics.value("feedbot_fetch_seconds_count") == fetches + 1

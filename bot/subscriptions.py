@@ -104,7 +104,13 @@ class Subscriptions:
 
     # -- subscribe -----------------------------------------------------------
     async def subscribe(
-        self, chat: Chat, raw_url: str, *, sample: bool = True, quota: int | None = None
+        self,
+        chat: Chat,
+        raw_url: str,
+        *,
+        sample: bool = True,
+        quota: int | None = None,
+        after: asyncio.Event | None = None,
     ) -> Answer:
         """Subscribe the chat. With ``sample``, a new feed's newest entry is
         queued as a sample; the caller wakes the deliverer once it has
@@ -128,7 +134,7 @@ class Subscriptions:
                 )
         self._in_progress[chat.id] += 1
         try:
-            return await self._subscribe(chat, url, sample)
+            return await self._subscribe(chat, url, sample, after)
         finally:
             self._in_progress[chat.id] -= 1
             if not self._in_progress[chat.id]:
@@ -148,23 +154,33 @@ class Subscriptions:
         unique = list(dict.fromkeys(urls))
         limit = asyncio.Semaphore(BULK_CONCURRENCY)
         done = 0
+        # Fetched a few at a time, stored in the order given, so that /list
+        # numbers them as the user listed them. (The semaphore admits them in
+        # that order too, so none waits on one that has not started.)
+        stored = [asyncio.Event() for _ in unique]
 
-        async def one(url: str) -> Answer:
+        async def one(index: int, url: str) -> Answer:
             nonlocal done
-            async with limit:
-                answer = await self.subscribe(chat, url, sample=False, quota=quota)
+            after = stored[index - 1] if index else None
+            try:
+                async with limit:
+                    answer = await self.subscribe(chat, url, sample=False, quota=quota, after=after)
+            finally:
+                stored[index].set()
             done += 1
             if progress is not None:
                 await progress(done, len(unique))
             return answer
 
-        answers = await asyncio.gather(*(one(url) for url in unique))
+        answers = await asyncio.gather(*(one(i, url) for i, url in enumerate(unique)))
         return BulkReport(tuple(answers), quota)
 
-    async def _subscribe(self, chat: Chat, url: str, sample: bool) -> Answer:
+    async def _subscribe(
+        self, chat: Chat, url: str, sample: bool, after: asyncio.Event | None
+    ) -> Answer:
         feed = await self._store.get_feed(url)
         if feed is not None and feed.status is FeedStatus.OK:
-            return await self._add(chat, feed)
+            return await self._add(chat, feed, after=after)
         try:
             result = await self._fetcher.fetch(url)
         except FetchError as exc:
@@ -201,7 +217,7 @@ class Subscriptions:
         # Another chat may have added the feed while we were fetching it.
         feed = await self._store.get_feed(final_url)
         if feed is not None and feed.status is FeedStatus.OK:
-            return _noting(await self._add(chat, feed), chosen)
+            return _noting(await self._add(chat, feed, after=after), chosen)
 
         now = self._clock()
         feed = Feed(
@@ -220,7 +236,8 @@ class Subscriptions:
         # (A gone feed re-subscribed starts afresh: subscribe() replaces it.)
         keys = [key for entry in parsed.entries for key in dedupe_keys(entry)]
         first = newest(parsed.entries) if sample else None
-        return _noting(await self._add(chat, feed, new_feed=True, seen=keys, sample=first), chosen)
+        added = await self._add(chat, feed, new_feed=True, seen=keys, sample=first, after=after)
+        return _noting(added, chosen)
 
     async def _add(
         self,
@@ -230,7 +247,10 @@ class Subscriptions:
         new_feed: bool = False,
         seen: list[str] | None = None,
         sample: Entry | None = None,
+        after: asyncio.Event | None = None,
     ) -> Answer:
+        if after is not None:
+            await after.wait()  # the subscription listed before this one is stored
         now = self._clock()
         stored = await self._store.subscribe(
             chat,

@@ -18,6 +18,7 @@ from bot.config import Config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
 from bot.limiter import Limiter
+from bot.metrics import metrics
 from bot.operations import Operations, Sending, serving
 from bot.poller import Poller
 from bot.services import SERVICES_KEY, Services, services_of
@@ -93,6 +94,8 @@ def build_application(config: Config) -> Application:
         on_new_entries=deliverer.wake,
         concurrency=fetcher.concurrency,
     )
+    # Counted for /metrics and for /stats' "polls in the last hour".
+    poller.reports = lambda report: metrics.poll_recorded(report.result.name.lower())  # type: ignore[arg-type]
     subscriptions = Subscriptions(
         store,
         fetcher,

@@ -47,6 +47,7 @@ from bot.delivery_rules import (
     classify,
 )
 from bot.limiter import Limiter, SendingStopped
+from bot.metrics import DeliveryOutcome, metrics
 from bot.models import Delivery, Style
 from bot.outgoing import Outgoing, fit_plain, kind_of, send_message
 from bot.render import Message, html_to_plain, render_entry, render_text_only
@@ -319,7 +320,17 @@ class Deliverer:
                 )
             case TextOnly() | PlainText():
                 raise AssertionError(f"not a final verdict: {verdict!r}")
+        metrics.delivery_done(_OUTCOMES[type(verdict)])
         return verdict
+
+
+_OUTCOMES: dict[type, DeliveryOutcome] = {
+    Sent: "sent",
+    Retry: "retry",
+    ChatGone: "chat_gone",
+    Migrated: "migrated",
+    Refused: "refused",
+}
 
 
 def _last_resort(delivery: Delivery) -> str:

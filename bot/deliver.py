@@ -29,7 +29,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -96,8 +96,12 @@ class Deliverer:
         *,
         clock: Callable[[], float] = time.time,
         max_chats: int = MAX_CHATS,
+        media_allowed: Callable[[Sequence[Outgoing]], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
+        #: A self-hosted Bot API server fetches media from the operator's
+        #: network: media it may not be handed makes the entry go as text.
+        self._media_allowed = media_allowed
         self._bot = bot
         self._clock = clock
         self._max_chats = max_chats
@@ -264,6 +268,8 @@ class Deliverer:
         style = sub.style if sub is not None else Style()
         title = feed.title if feed is not None and feed.title else ""
         messages: list[Outgoing] = list(render_entry(entry, title, style))
+        if self._media_allowed is not None and not await self._media_allowed(messages):
+            return [render_text_only(entry, title, style)], None
         return messages, lambda: render_text_only(entry, title, style)
 
     async def _send(self, chat_id: int, message: Outgoing) -> BaseException | None:

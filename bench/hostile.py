@@ -387,7 +387,12 @@ async def run(directory: Path) -> list[Row]:
         print(f"tracebacks in the log: {log.count('Traceback')}")
         async with SqliteStore(str(directory / "data" / "feedbot.sqlite")) as store:
             queued = sum(1 for d in await store.pending() if d.chat_id == b.victim)
-        got = sum(1 for m in telegram.sent(b.victim) if (m.plain or "").startswith("Item "))
+        # "Item 0" is the sample /subscribe sent; the poll's entries follow.
+        got = sum(
+            1
+            for m in telegram.sent(b.victim)
+            if (m.plain or "").startswith("Item ") and not (m.plain or "").startswith("Item 0")
+        )
         for row in b.rows:
             if row.name.startswith("10,000 new entries"):
                 row.did = f"took the newest 100 of one poll: {got} sent, {queued} queued at the end"

@@ -18,6 +18,8 @@ from bot.config import Config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
 from bot.limiter import Limiter
+from bot.media_guard import MediaGuard, self_hosted
+from bot.metrics import metrics
 from bot.operations import Operations, Sending, serving
 from bot.poller import Poller
 from bot.services import SERVICES_KEY, Services, services_of
@@ -84,7 +86,14 @@ def build_application(config: Config) -> Application:
         allow_private=config.poll.allow_private_addresses,
         allow_hosts=config.poll.allow_hosts,
     )
-    deliverer = Deliverer(store, application.bot)
+    # A Bot API server of the operator's own fetches media from inside their
+    # network: only media on public addresses is handed to it.
+    guard = MediaGuard(fetcher.policy, fetcher.resolve)
+    deliverer = Deliverer(
+        store,
+        application.bot,
+        media_allowed=guard if self_hosted(config.telegram.api_base_url) else None,
+    )
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
     poller = Poller(
         store,
@@ -93,6 +102,8 @@ def build_application(config: Config) -> Application:
         on_new_entries=deliverer.wake,
         concurrency=fetcher.concurrency,
     )
+    # Counted for /metrics and for /stats' "polls in the last hour".
+    poller.reports = lambda report: metrics.poll_recorded(report.result.name.lower())  # type: ignore[arg-type]
     subscriptions = Subscriptions(
         store,
         fetcher,

@@ -29,7 +29,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,7 +48,7 @@ from bot.delivery_rules import (
 )
 from bot.health import heartbeats
 from bot.limiter import Limiter, SendingStopped
-from bot.metrics import metrics
+from bot.metrics import DeliveryOutcome, metrics
 from bot.models import Delivery, Style
 from bot.outgoing import Outgoing, fit_plain, kind_of, send_message
 from bot.render import Message, html_to_plain, render_entry, render_text_only
@@ -101,8 +101,12 @@ class Deliverer:
         *,
         clock: Callable[[], float] = time.time,
         max_chats: int = MAX_CHATS,
+        media_allowed: Callable[[Sequence[Outgoing]], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
+        #: A self-hosted Bot API server fetches media from the operator's
+        #: network: media it may not be handed makes the entry go as text.
+        self._media_allowed = media_allowed
         self._bot = bot
         self._clock = clock
         self._max_chats = max_chats
@@ -272,6 +276,8 @@ class Deliverer:
         style = sub.style if sub is not None else Style()
         title = feed.title if feed is not None and feed.title else ""
         messages: list[Outgoing] = list(render_entry(entry, title, style))
+        if self._media_allowed is not None and not await self._media_allowed(messages):
+            return [render_text_only(entry, title, style)], None
         return messages, lambda: render_text_only(entry, title, style)
 
     async def _send(self, chat_id: int, message: Outgoing) -> BaseException | None:
@@ -333,7 +339,17 @@ class Deliverer:
                 )
             case TextOnly() | PlainText():
                 raise AssertionError(f"not a final verdict: {verdict!r}")
+        metrics.delivery_done(_OUTCOMES[type(verdict)])
         return verdict
+
+
+_OUTCOMES: dict[type, DeliveryOutcome] = {
+    Sent: "sent",
+    Retry: "retry",
+    ChatGone: "chat_gone",
+    Migrated: "migrated",
+    Refused: "refused",
+}
 
 
 def _last_resort(delivery: Delivery) -> str:

@@ -151,6 +151,15 @@ class Fetcher:
         # Made on first use: aiohttp wants a running event loop.
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def policy(self) -> AddressPolicy:
+        """The address rule, for whatever else must follow it (bot/media_guard.py)."""
+        return self._policy
+
+    @property
+    def resolve(self) -> Resolve:
+        return self._resolve
+
     async def __aenter__(self) -> Fetcher:
         return self
 

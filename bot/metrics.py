@@ -21,6 +21,9 @@ own registry, so tests build their own and read them with :meth:`value`.
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Literal, get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -47,10 +50,44 @@ _DELIVERY_OUTCOMES: tuple[str, ...] = get_args(DeliveryOutcome)
 _FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
+class RecentCount:
+    """Events of the last hour, in one-minute buckets: what /stats shows
+    (Prometheus counters count since the start; rate() is the server's job)."""
+
+    BUCKET = 60.0
+    SPAN = 3600.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        #: (bucket start, events), oldest first; at most SPAN / BUCKET + 1 of them.
+        self._buckets: deque[list[float]] = deque()
+
+    def add(self, count: int = 1) -> None:
+        start = self._clock() // self.BUCKET * self.BUCKET
+        if self._buckets and self._buckets[-1][0] == start:
+            self._buckets[-1][1] += count
+        else:
+            self._buckets.append([start, float(count)])
+        self._expire()
+
+    def last_hour(self) -> int:
+        self._expire()
+        return int(sum(n for _, n in self._buckets))
+
+    def _expire(self) -> None:
+        # A bucket counts while any of it is within the hour.
+        horizon = self._clock() - self.SPAN - self.BUCKET
+        while self._buckets and self._buckets[0][0] <= horizon:
+            self._buckets.popleft()
+
+
 class Metrics:
     """The bot's metric objects on their own registry (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Polls recorded and deliveries sent in the last hour (/stats).
+        self.recent_polls = RecentCount(clock)
+        self.recent_deliveries = RecentCount(clock)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._polls = Counter("feedbot_polls", "Feed polls, by outcome.", ["outcome"], registry=r)
@@ -99,8 +136,15 @@ class Metrics:
         """One poll ended with ``outcome``; its fetch took ``seconds``."""
         if outcome not in _POLL_OUTCOMES:
             raise ValueError(f"unknown poll outcome {outcome!r}")
-        self._polls.labels(outcome).inc()
+        self.poll_recorded(outcome)
         self._fetch.observe(max(0.0, seconds))
+
+    def poll_recorded(self, outcome: PollOutcome) -> None:
+        """One poll ended with ``outcome`` (its fetch time unknown here)."""
+        if outcome not in _POLL_OUTCOMES:
+            raise ValueError(f"unknown poll outcome {outcome!r}")
+        self._polls.labels(outcome).inc()
+        self.recent_polls.add()
 
     def new_entries(self, count: int) -> None:
         if count > 0:
@@ -110,6 +154,8 @@ class Metrics:
         if outcome not in _DELIVERY_OUTCOMES:
             raise ValueError(f"unknown delivery outcome {outcome!r}")
         self._deliveries.labels(outcome).inc()
+        if outcome == "sent":
+            self.recent_deliveries.add()
 
     def rate_limited(self) -> None:
         """Telegram answered 429 (to a delivery or to any other call)."""

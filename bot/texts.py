@@ -78,6 +78,31 @@ CATALOGUE: dict[str, str] = {
     "import.offer_button": "Import {count} {feeds}",
     "import.offer_gone": "That file is no longer available: send it again.",
     "import.offer_started": "Importing…",
+    # operators (bot/commands/admin.py)
+    "admin.refused": "That command is for the bot's operators.",
+    "admin.stats": (
+        "<b>Chats</b>: {chats}\n"
+        "<b>Feeds</b>: {feeds}, failing {failing}\n"
+        "<b>Subscriptions</b>: {subscriptions}\n"
+        "<b>Outbox</b>: {depth} queued{oldest}\n"
+        "<b>Last hour</b> (this process): {polls} polls, {sent} deliveries sent"
+    ),
+    "admin.stats_kind": "{kind} {active} active, {paused} paused",
+    "admin.stats_no_chats": "none",
+    "admin.stats_oldest": ", the oldest waiting {age}",
+    "admin.broadcast_usage": (
+        "Usage: /broadcast TEXT: sends TEXT, as plain text, to every active private chat."
+    ),
+    "admin.broadcast_confirm": ("Send this to every active private chat ({count} now)?\n\n{text}"),
+    "admin.broadcast_button": "Send to {count} chats",
+    "admin.broadcast_cancel_button": "Cancel",
+    "admin.broadcast_cancelled": "Broadcast cancelled.",
+    "admin.broadcast_gone": "That broadcast can no longer be found: send /broadcast again.",
+    "admin.broadcast_started": "Broadcasting…",
+    "admin.broadcast_progress": "Broadcast: {done} of {total} chats done.",
+    "admin.broadcast_done": "Broadcast done: {total} chats.",
+    # The broadcast itself, as the outbox sends it (plain text).
+    "admin.broadcast": "{text}",
     "import.document_hint": (
         "I can import an OPML file of subscriptions; other files I can't use. "
         "To follow a feed, send /subscribe URL."

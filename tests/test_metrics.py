@@ -90,3 +90,29 @@ def test_each_instance_has_its_own_registry() -> None:
     a, b = Metrics(), Metrics()
     a.rate_limited()
     assert b.value("feedbot_telegram_429_total") == 0
+
+
+def test_recent_count_keeps_the_last_hour_only() -> None:
+    from bot.metrics import RecentCount
+
+    now = [1000.0]
+    count = RecentCount(lambda: now[0])
+    count.add()
+    count.add(2)
+    now[0] += 1800
+    count.add()
+    assert count.last_hour() == 4
+    now[0] += 1800 + 61  # the first minute's events are more than an hour old
+    assert count.last_hour() == 1
+    now[0] += 3700
+    assert count.last_hour() == 0
+
+
+def test_polls_and_sent_deliveries_are_counted_for_the_last_hour() -> None:
+    m = Metrics(clock=lambda: 50.0)
+    m.poll_done("unchanged", 0.1)
+    m.poll_recorded("failed")
+    m.delivery_done("sent")
+    m.delivery_done("retry")  # not a delivery made
+    assert (m.recent_polls.last_hour(), m.recent_deliveries.last_hour()) == (2, 1)
+    assert m.value("feedbot_polls_total", outcome="failed") == 1

@@ -677,3 +677,45 @@ async def test_a_rescheduled_delivery_keeps_its_entry_or_notice(store: Store) ->
     assert await store.next_delivery_at() == 7.0
     assert await store.outbox_chats(6.9, 10) == []
     assert await store.outbox_chats(7.0, 10) == [1]
+
+
+# -- operating: /stats and /broadcast ---------------------------------------------
+async def test_stats_count_chats_by_kind_and_state(store: Store) -> None:
+    await follow(store, 1, A)
+    await follow(store, 2, A, new=False)
+    await follow(store, -3, A, new=False)
+    await store.save_chat(Chat(-1004, ChatKind.CHANNEL, "news"))
+    await store.pause_chat(2)
+    by_kind = {c.kind: (c.active, c.paused) for c in (await store.stats()).by_kind}
+    assert by_kind == {"private": (1, 1), "group": (1, 0), "channel": (1, 0)}
+
+
+async def test_a_broadcast_goes_to_every_active_private_chat_once(store: Store) -> None:
+    await follow(store, 5, A)
+    await follow(store, 1, A, new=False)
+    await follow(store, 2, A, new=False)
+    await follow(store, -3, A, new=False)  # a group: not a broadcast's
+    await store.save_chat(Chat(-1004, ChatKind.CHANNEL, "news"))
+    await store.pause_chat(2)  # blocked the bot: not sent to
+    await store.enqueue(A, entry(1), [1], now=10.0)
+    notice = Notice("admin.broadcast", {"text": "Maintenance at 10"})
+    assert await store.notify_private_chats(notice, now=50.0) == 2
+    queued = [d for d in await store.pending() if d.notice is not None]
+    assert [(d.chat_id, d.feed_url, d.notice) for d in queued] == [(1, "", notice), (5, "", notice)]
+    assert await store.pending_notices("admin.broadcast") == 2
+    assert await store.pending_notices("feed.gone") == 0
+    # Each chat's own order is kept: the entry queued before goes first.
+    first = await store.next_delivery(1)
+    assert first is not None and first.entry is not None
+    await store.complete_delivery(first)
+    second = await store.next_delivery(1)
+    assert second is not None and second.notice == notice
+    await store.complete_delivery(second)
+    assert await store.pending_notices("admin.broadcast") == 1
+    assert (await store.stats()).outbox.depth == 1
+
+
+async def test_a_broadcast_with_no_private_chat_queues_nothing(store: Store) -> None:
+    await follow(store, -3, A)
+    assert await store.notify_private_chats(Notice("admin.broadcast", {"text": "x"}), 1.0) == 0
+    assert await store.pending() == []

@@ -14,7 +14,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.commands import basic, choose, feeds, gate, opml
+from bot.commands import admin, basic, choose, feeds, gate, opml
 
 #: Commands arrive as messages in private chats and groups, and as channel
 #: posts in channels (which only the channel's administrators can make).
@@ -43,6 +43,9 @@ def register(application: Application) -> None:
         ("set",): feeds.set_command,
         ("export",): opml.export_command,
         ("import",): opml.import_command,
+        # Operators only (telegram.admins); not in the menu everyone sees.
+        ("stats",): admin.stats_command,
+        ("broadcast",): admin.broadcast_command,
     }
     for names, callback in handlers.items():
         application.add_handler(CommandHandler(names, callback, filters=COMMAND_UPDATES))
@@ -59,6 +62,9 @@ def register(application: Application) -> None:
     )
     # A feed picked among those a web page names.
     application.add_handler(CallbackQueryHandler(choose.picked, pattern=choose.PICK_PATTERN))
+    application.add_handler(
+        CallbackQueryHandler(admin.broadcast_button, pattern=admin.BUTTON_PATTERN)
+    )
     application.add_handler(ChatMemberHandler(basic.membership, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, basic.migrated))
     # Last: whatever no handler above took, in a private chat.

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.models import Chat, Delivery, Entry, Feed, Subscription
+from bot.models import Chat, Delivery, Entry, Feed, Notice, Subscription
 from bot.plan import Claim, PollPlan
 
 
@@ -48,6 +48,15 @@ class OutboxStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatCount:
+    """Chats of one kind (ChatKind's value), reachable and paused."""
+
+    kind: str
+    active: int
+    paused: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
     """For start-up logs, /stats and metrics."""
 
@@ -57,6 +66,8 @@ class StoreStats:
     failing_feeds: int
     subscriptions: int
     outbox: OutboxStats
+    #: Chats by kind (sorted by kind), only the kinds the store holds.
+    by_kind: tuple[ChatCount, ...] = ()
 
 
 class Store(ABC):
@@ -221,6 +232,18 @@ class Store(ABC):
     @abstractmethod
     async def pending(self) -> list[Delivery]:
         """Every queued delivery in ``seq`` order (tests, tools; not a hot path)."""
+
+    @abstractmethod
+    async def notify_private_chats(self, notice: Notice, now: float) -> int:
+        """Queue ``notice`` (feed_url "") for every active private chat, in
+        chat id order, in one transaction: an operator's broadcast, which
+        then goes out paced like every other delivery and survives a
+        restart. Returns how many were queued."""
+
+    @abstractmethod
+    async def pending_notices(self, code: str) -> int:
+        """How many queued deliveries are notices with ``code`` (a
+        broadcast's progress: queued minus this is sent)."""
 
     # -- operating -----------------------------------------------------------
     @abstractmethod

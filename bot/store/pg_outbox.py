@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from bot.models import Delivery, Entry
-from bot.store.base import OutboxStats, StoreStats
+from bot.models import ChatKind, Delivery, Entry, Notice
+from bot.store.base import ChatCount, OutboxStats, StoreStats
 from bot.store.pg_base import PgBase
 from bot.store.pg_queries import (
     drop_deliveries,
@@ -81,6 +81,22 @@ class PgOutbox(PgBase):
             rows = await conn.fetch(f"SELECT {DELIVERY_COLS} FROM {DELIVERY_FROM} ORDER BY o.seq")
         return [delivery_from_row(r) for r in rows]
 
+    async def notify_private_chats(self, notice: Notice, now: float) -> int:
+        async with self._tx() as conn:
+            ids = await conn.fetch(
+                "SELECT id FROM chats WHERE kind = $1 AND active ORDER BY id",
+                str(ChatKind.PRIVATE),
+            )
+            seqs = await queue(conn, "", None, notice, [r["id"] for r in ids], now, None)
+        return len(seqs)
+
+    async def pending_notices(self, code: str) -> int:
+        async with self._conn() as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE notice->>'code' = $1", code
+            )
+        return int(count)
+
     # -- operating -----------------------------------------------------------
     async def stats(self) -> StoreStats:
         async with self._conn() as conn:
@@ -95,6 +111,11 @@ class PgOutbox(PgBase):
                     (SELECT count(*) FROM outbox) AS depth,
                     (SELECT min(created) FROM outbox) AS oldest"""
             )
+            kinds = await conn.fetch(
+                """SELECT kind, count(*) FILTER (WHERE active) AS active,
+                    count(*) FILTER (WHERE NOT active) AS paused
+                FROM chats GROUP BY kind ORDER BY kind"""
+            )
         return StoreStats(
             chats=row["chats"],
             active_chats=row["active_chats"],
@@ -102,4 +123,5 @@ class PgOutbox(PgBase):
             failing_feeds=row["failing"],
             subscriptions=row["subscriptions"],
             outbox=OutboxStats(row["depth"], row["oldest"]),
+            by_kind=tuple(ChatCount(r["kind"], r["active"], r["paused"]) for r in kinds),
         )

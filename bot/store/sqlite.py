@@ -10,14 +10,15 @@ so no two of them interleave.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 
-from bot.models import Chat, ChatKind, Delivery, Entry, Feed, FeedStatus, Subscription
+from bot.models import Chat, ChatKind, Delivery, Entry, Feed, FeedStatus, Notice, Subscription
 from bot.plan import Claim, PollPlan
 from bot.store import codec
 from bot.store import sqlite_keys as k
-from bot.store.base import OutboxStats, Store, StoreStats
+from bot.store.base import ChatCount, OutboxStats, Store, StoreStats
 from bot.store.sqlite_file import TABLE, SqliteFile
 from bot.store.sqlite_outbox import Outbox
 from bot.store.sqlite_rows import Rows
@@ -315,6 +316,28 @@ class SqliteStore(Store):
         self._read()
         return self.box.deliveries(self.box.rows())
 
+    async def notify_private_chats(self, notice: Notice, now: float) -> int:
+        chats = self._read().select(
+            f'SELECT value FROM "{TABLE}" WHERE key >= ? AND key < ?'
+            " AND json_extract(value, '$.kind') = ? AND json_extract(value, '$.active') = 1",
+            ("chat:", k.upper("chat:"), str(ChatKind.PRIVATE)),
+        )
+        ids = sorted(int(json.loads(value)["id"]) for (value,) in chats)
+        try:
+            with self.f.transaction("queueing a broadcast"):
+                return len(self.box.queue("", ids, now, notice=notice))
+        except BaseException:
+            self.box.forget_seq()
+            raise
+
+    async def pending_notices(self, code: str) -> int:
+        rows = self._read().select(
+            f'SELECT COUNT(*) FROM "{TABLE}" WHERE key >= ? AND key < ?'
+            " AND json_extract(value, '$.notice.code') = ?",
+            (k.OUTBOX, k.upper(k.OUTBOX), code),
+        )
+        return int(rows[0][0])
+
     # -- operating ---------------------------------------------------------------
     async def stats(self) -> StoreStats:
         f = self._read()
@@ -323,6 +346,12 @@ class SqliteStore(Store):
             "WHERE key >= ? AND key < ?",
             (k.OUTBOX, k.upper(k.OUTBOX)),
         )[0][0]
+        kinds = f.select(
+            "SELECT json_extract(value, '$.kind') AS kind,"
+            " SUM(json_extract(value, '$.active') = 1), SUM(json_extract(value, '$.active') <> 1)"
+            f' FROM "{TABLE}" WHERE key >= ? AND key < ? GROUP BY kind ORDER BY kind',
+            ("chat:", k.upper("chat:")),
+        )
         return StoreStats(
             chats=f.count("chat:"),
             active_chats=f.count("chat:", "json_extract(value, '$.active') = 1"),
@@ -330,6 +359,7 @@ class SqliteStore(Store):
             failing_feeds=f.count("feed:", "json_extract(value, '$.error_count') > 0"),
             subscriptions=f.count("sub:"),
             outbox=OutboxStats(f.count(k.OUTBOX), None if oldest is None else float(oldest)),
+            by_kind=tuple(ChatCount(kind, int(on), int(off)) for kind, on, off in kinds),
         )
 
     async def hold_sender(self, owner: str) -> bool:

@@ -28,6 +28,10 @@ from bot.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
+#: Fetches at once for polls, and for /subscribe and imports beside them.
+POLL_CONCURRENCY = 8
+SUBSCRIBE_CONCURRENCY = 8
+
 #: The updates feedbot handles; anything else Telegram need not send.
 ALLOWED_UPDATES = [
     Update.MESSAGE,
@@ -81,11 +85,7 @@ def build_application(config: Config) -> Application:
         .build()
     )
     store = open_store(config.store)
-    fetcher = Fetcher(
-        timeout=config.poll.timeout,
-        allow_private=config.poll.allow_private_addresses,
-        allow_hosts=config.poll.allow_hosts,
-    )
+    fetcher = _fetcher(config)
     # A Bot API server of the operator's own fetches media from inside their
     # network: only media on public addresses is handed to it.
     guard = MediaGuard(fetcher.policy, fetcher.resolve)
@@ -106,7 +106,10 @@ def build_application(config: Config) -> Application:
     poller.reports = lambda report: metrics.poll_recorded(report.result.name.lower())  # type: ignore[arg-type]
     subscriptions = Subscriptions(
         store,
-        fetcher,
+        # Fetches users cause have slots of their own: a crowd subscribing to
+        # a stalling server never takes the poller's (bot/slots.py bounds
+        # each host within these).
+        _fetcher(config, concurrency=SUBSCRIBE_CONCURRENCY),
         clock=time.time,
         first_poll_after=config.poll.interval,
         min_interval=config.poll.min_interval,
@@ -153,8 +156,18 @@ async def _shutdown(application: Application) -> None:
     log.info("feedbot stopped")
 
 
+def _fetcher(config: Config, concurrency: int = POLL_CONCURRENCY) -> Fetcher:
+    return Fetcher(
+        timeout=config.poll.timeout,
+        allow_private=config.poll.allow_private_addresses,
+        allow_hosts=config.poll.allow_hosts,
+        concurrency=concurrency,
+    )
+
+
 async def _close(services: Services) -> None:
     await services.fetcher.aclose()
+    await services.subscriptions.fetcher.aclose()
     await services.store.close()
 
 

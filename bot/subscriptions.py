@@ -23,6 +23,7 @@ from bot.identity import dedupe_keys, newest
 from bot.models import Chat, Entry, Feed, FeedStatus, Subscription
 from bot.parse import ParseError, parse_response
 from bot.settings import STYLE_KEYS, apply_setting, describe
+from bot.slots import HostSlots
 from bot.store import Store
 from bot.texts import say
 
@@ -71,6 +72,8 @@ class BulkReport:
 #: How many feeds one bulk subscribe fetches at once: one user's import must
 #: not take every fetch slot from the other users.
 BULK_CONCURRENCY = 4
+#: The most feeds one bulk subscribe fetches for a chat without a quota (an admin's).
+MAX_BULK = 1000
 
 Progress = Callable[[int, int], Awaitable[None]]
 
@@ -95,10 +98,13 @@ class Subscriptions:
         min_interval: float = 0.0,
     ) -> None:
         self._store = store
-        self._fetcher = fetcher
+        #: The fetcher for what users ask (its slots are not the poller's).
+        self.fetcher = fetcher
         self._clock = clock
         self._first_poll_after = first_poll_after
         self._min_interval = min_interval
+        #: A stalling host must not hold up everyone else's /subscribe.
+        self._hosts = HostSlots()
         #: chat id → subscriptions being made right now (counted against the quota).
         self._in_progress: Counter[int] = Counter()
 
@@ -151,7 +157,7 @@ class Subscriptions:
         """Subscribe to several feeds, a few fetches at a time, without
         samples (one message per feed would flood the chat). ``progress`` is
         awaited with (done, total) after each feed."""
-        unique = list(dict.fromkeys(urls))
+        unique, left_out = await self._within_quota(chat, list(dict.fromkeys(urls)), quota)
         limit = asyncio.Semaphore(BULK_CONCURRENCY)
         done = 0
         # Fetched a few at a time, stored in the order given, so that /list
@@ -173,7 +179,34 @@ class Subscriptions:
             return answer
 
         answers = await asyncio.gather(*(one(i, url) for i, url in enumerate(unique)))
-        return BulkReport(tuple(answers), quota)
+        return BulkReport((*answers, *left_out), quota)
+
+    async def _within_quota(
+        self, chat: Chat, urls: list[str], quota: int | None
+    ) -> tuple[list[str], list[Answer]]:
+        """The URLs worth fetching (those the chat follows already cost
+        nothing), and an answer for each left out without fetching it: past
+        the chat's quota, or past MAX_BULK for a chat without one. An import
+        of 10,000 outlines must not make 10,000 fetches."""
+        room = MAX_BULK if quota is None else quota
+        if len(urls) <= room:
+            return urls, []
+        followed = {sub.feed_url for sub in await self._store.chat_subscriptions(chat.id)}
+        room -= len(followed) if quota is not None else 0
+        kept: list[str] = []
+        left_out: list[Answer] = []
+        new = 0
+        for url in urls:
+            try:
+                known = normalize_url(url) in followed
+            except InvalidURL:
+                known = False
+            if known or new < room:
+                kept.append(url)
+                new += not known
+            else:
+                left_out.append(Answer(False, esc(url), Outcome.OVER_QUOTA))
+        return kept, left_out
 
     async def _subscribe(
         self, chat: Chat, url: str, sample: bool, after: asyncio.Event | None
@@ -182,7 +215,8 @@ class Subscriptions:
         if feed is not None and feed.status is FeedStatus.OK:
             return await self._add(chat, feed, after=after)
         try:
-            result = await self._fetcher.fetch(url)
+            async with self._hosts.slot(url):
+                result = await self.fetcher.fetch(url)
         except FetchError as exc:
             return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}")
         chosen = ""
@@ -191,7 +225,7 @@ class Subscriptions:
         except ParseError as exc:
             # A web page: subscribe to the feed it names (or one at a usual
             # path); several named: the user chooses.
-            found = await discover_from_page(self._fetcher, result, pick_one=False)
+            found = await discover_from_page(self.fetcher, result, pick_one=False)
             if found.choice_needed:
                 text = say("subscribe.choose", page=esc(url), count=len(found.declared))
                 return Answer(False, text, Outcome.CHOOSE, tuple(found.declared))

@@ -78,11 +78,11 @@ async def test_kill_then_restart_sends_what_was_missed_once(
     bot = await start_bot(config)
     try:
         telegram.user_says(USER, USER, f"/subscribe {feeds.url('/r.xml')}")
-        await telegram.wait_sent(USER, 2, timeout=20)
+        await telegram.wait_sent(USER, 2, timeout=45)
         feed.publish("Story 1", link="https://r.example/1")
         # Killed the moment Story 1 reaches Telegram: its removal from the
         # outbox may or may not have been committed.
-        await eventually(lambda: titles(telegram, USER)["Story 1"], timeout=20, message="story 1")
+        await eventually(lambda: titles(telegram, USER)["Story 1"], timeout=45, message="story 1")
     finally:
         await kill(bot)
     repeat, _ = await in_flight_at_kill(tmp_path, telegram, [USER])
@@ -97,7 +97,7 @@ async def test_kill_then_restart_sends_what_was_missed_once(
     try:
         await eventually(
             lambda: all(titles(telegram, USER)[t] >= n for t, n in expected.items()),
-            timeout=30,
+            timeout=60,
             message="stories published while down",
         )
         # Two more polls of the feed: nothing seen before comes again.
@@ -142,10 +142,10 @@ async def test_stop_during_a_broadcast_then_restart(
 
     bot = await start_bot(config)
     try:
-        await eventually(lambda: feeds.count("/b.xml") >= 1, timeout=20, message="first poll")
+        await eventually(lambda: feeds.count("/b.xml") >= 1, timeout=45, message="first poll")
         feed.publish("Big news", link="https://b.example/news")
         # The pacer sends 30 a second: stop it a quarter of the way through.
-        await eventually(lambda: reached() >= 25, timeout=20, message="broadcast under way")
+        await eventually(lambda: reached() >= 25, timeout=45, message="broadcast under way")
         if stop == "SIGTERM":
             await terminate(bot, config)
     finally:
@@ -170,7 +170,7 @@ async def test_stop_during_a_broadcast_then_restart(
     try:
         await eventually(
             lambda: all(titles(telegram, c)["Big news"] >= n for c, n in expected.items()),
-            timeout=30,
+            timeout=60,
             message="the rest of the broadcast",
         )
         await terminate(bot, config)
@@ -197,7 +197,7 @@ async def test_sigterm_with_polls_in_flight_stops_cleanly(
             telegram.user_says(USER, USER, f"/subscribe {feeds.url(path)}")
         await eventually(
             lambda: sum("Subscribed" in (m.plain or "") for m in telegram.sent(USER)) == 6,
-            timeout=20,
+            timeout=45,
             message="six subscriptions",
         )
         for path in paths:

@@ -72,9 +72,21 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         where = target.chat.title if target.named else ""
         start_bulk(update, context, services, target.chat, unique, where=where)
         return
+    # Fetching a feed can take up to the fetch deadline: in the background,
+    # so that a stalling server never holds an update handler (and with it
+    # everyone else's commands).
+    context.application.create_task(
+        _subscribe_one(update, context, target, unique[0]), update=update, name="subscribe"
+    )
+
+
+async def _subscribe_one(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, target: Target, url: str
+) -> None:
+    services = get_services(context)
     user = update.effective_user
     answer = await services.subscriptions.subscribe(
-        target.chat, unique[0], quota=quota_for(services, user.id if user else None)
+        target.chat, url, quota=quota_for(services, user.id if user else None)
     )
     if answer.kind is Outcome.CHOOSE:
         await choose.offer(update, context, target.chat, answer)

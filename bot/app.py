@@ -14,6 +14,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot import commands
+from bot.commands.background import cancel_background
 from bot.config import Config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
@@ -52,6 +53,7 @@ class FeedbotApplication(Application):
 
     async def stop(self) -> None:
         services = services_of(self.bot_data)
+        await cancel_background(self.bot_data)
         await services.poller.stop()
         await services.deliverer.stop()
         await super().stop()

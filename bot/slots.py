@@ -12,13 +12,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
-#: Fetches at once to any one host.
+#: Fetches at once to any one host ...
 PER_HOST = 2
+#: ... and how many more may wait for one; past that the host is "busy".
+QUEUE_PER_HOST = 10
+
+
+class HostBusy(Exception):
+    """Too many fetches of one host are running or waiting already."""
 
 
 class HostSlots:
-    def __init__(self, per_host: int = PER_HOST) -> None:
+    def __init__(self, per_host: int = PER_HOST, queue: int = QUEUE_PER_HOST) -> None:
         self._per_host = per_host
+        self._queue = queue
         #: host → (semaphore, holders and waiters): dropped when nobody uses it.
         self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
@@ -29,6 +36,8 @@ class HostSlots:
         except ValueError:
             host = ""
         semaphore, users = self._hosts.get(host, (asyncio.Semaphore(self._per_host), 0))
+        if users >= self._per_host + self._queue:
+            raise HostBusy(host)
         self._hosts[host] = (semaphore, users + 1)
         try:
             async with semaphore:

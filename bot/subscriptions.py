@@ -23,7 +23,7 @@ from bot.identity import dedupe_keys, newest
 from bot.models import Chat, Entry, Feed, FeedStatus, Subscription
 from bot.parse import ParseError, parse_response
 from bot.settings import STYLE_KEYS, apply_setting, describe
-from bot.slots import HostSlots
+from bot.slots import HostBusy, HostSlots
 from bot.store import Store
 from bot.texts import say
 
@@ -217,6 +217,8 @@ class Subscriptions:
         try:
             async with self._hosts.slot(url):
                 result = await self.fetcher.fetch(url)
+        except HostBusy as exc:
+            return Answer(False, say("subscribe.host_busy", url=esc(url), host=esc(str(exc))))
         except FetchError as exc:
             return Answer(False, f"Could not subscribe to {esc(url)}: {esc(str(exc))}")
         chosen = ""

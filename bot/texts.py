@@ -73,6 +73,10 @@ CATALOGUE: dict[str, str] = {
     "subscribe.chosen_guessed": "(found at a usual address beside {page})",
     "subscribe.choice_gone": "That choice is no longer available: send /subscribe again.",
     "subscribe.choice_not_yours": "Only the one who sent /subscribe can choose.",
+    "subscribe.host_busy": (
+        "Not subscribed to {url}: {host} is answering many other requests of mine "
+        "slowly right now. Try again in a minute."
+    ),
     "subscribe.progress": "Subscribing… {done} of {total} feeds checked.",
     "import.offer": ("This file lists {count} {feeds} (OPML). Import {them} into this chat?"),
     "import.offer_button": "Import {count} {feeds}",

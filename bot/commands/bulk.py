@@ -17,6 +17,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.commands.background import run_in_background
 from bot.commands.replies import NO_PREVIEW, reply
 from bot.models import Chat
 from bot.services import Services
@@ -90,7 +91,8 @@ def start_bulk(
     message = update.effective_message
     user = update.effective_user
     quota = quota_for(services, user.id if user else None)
-    context.application.create_task(
+    run_in_background(
+        context,
         _run(update, services, chat, list(urls), quota, where, code, message),
         update=update,
         name=f"bulk subscribe {chat.id}",

@@ -15,6 +15,7 @@ from bot.commands.access import (
     resolve_target,
     split_chat_ref,
 )
+from bot.commands.background import run_in_background
 from bot.commands.basic import PRIVATE_ONLY
 from bot.commands.bulk import quota_for, start_bulk
 from bot.commands.replies import reply
@@ -75,8 +76,8 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # Fetching a feed can take up to the fetch deadline: in the background,
     # so that a stalling server never holds an update handler (and with it
     # everyone else's commands).
-    context.application.create_task(
-        _subscribe_one(update, context, target, unique[0]), update=update, name="subscribe"
+    run_in_background(
+        context, _subscribe_one(update, context, target, unique[0]), update=update, name="subscribe"
     )
 
 

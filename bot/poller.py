@@ -208,8 +208,12 @@ class Poller:
             asyncio.get_running_loop().create_task(self.fill())
 
     async def _run(self, claim: Claim) -> None:
+        """Plan in the fetch slot; record outside it. A poll's slot is freed
+        once its plan is made, not when the recorder's batch is committed:
+        otherwise every slot would sit idle for the recording window and the
+        loop could not run faster than ``concurrency / RECORD_WINDOW``."""
         try:
-            report = await self.poll(claim)
+            plan = await self.plan(claim)
         except asyncio.CancelledError:
             if self._stopping:
                 return  # stop() cancelled it: the poll ends quietly
@@ -219,14 +223,24 @@ class Poller:
             # is claimed again then.
             log.exception("poll of %s crashed", claim.feed.url)
             return
-        self.reports(report)
+        self._queue_plan(plan).add_done_callback(lambda done: self._recorded(plan, done))
+
+    def _recorded(self, plan: PollPlan, done: asyncio.Future[bool]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.error("recording the poll of %s failed: %s", plan.url, done.exception())
+            return  # nothing recorded: the lease runs out and it is polled again
+        self.reports(self._finish(plan, done.result()))
 
     # -- one poll --------------------------------------------------------------
 
     async def poll(self, claim: Claim) -> PollReport:
         """Poll one claimed feed and record what changed."""
         plan = await self.plan(claim)
-        recorded = await self._record(plan)
+        return self._finish(plan, await self._queue_plan(plan))
+
+    def _finish(self, plan: PollPlan, recorded: bool) -> PollReport:
         report = report_of(plan, recorded)
         if report.result is PollResult.NEW_ENTRIES:
             log.debug("%s: %d new entries", plan.url, report.new_entries)
@@ -277,13 +291,13 @@ class Poller:
 
     # -- recording -------------------------------------------------------------
 
-    async def _record(self, plan: PollPlan) -> bool:
-        """Hand the plan to the recorder; True once it is applied."""
+    def _queue_plan(self, plan: PollPlan) -> asyncio.Future[bool]:
+        """Hand the plan to the recorder; the future is True once it is applied."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._plans.append((plan, done))
         if self._flush is None or self._flush.done():
             self._flush = asyncio.create_task(self._flush_plans(), name="record polls")
-        return await done
+        return done
 
     async def _flush_plans(self) -> None:
         while self._plans:

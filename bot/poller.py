@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -47,6 +49,10 @@ TICK = 1.0
 RECORD_WINDOW = 0.02
 #: At most this many plans per record_polls transaction.
 RECORD_BATCH = 200
+#: Feeds claimed per claim transaction, in fetch slots' worth: one claim per
+#: freed slot cost more than the fetch itself (a transaction and its commit
+#: each), so the poller claims a few rounds ahead and keeps them in a backlog.
+CLAIM_ROUNDS = 4
 
 
 class PollResult(Enum):
@@ -117,6 +123,8 @@ class Poller:
         #: A lease outlives the longest fetch (its deadline) with room to record.
         self.lease = max(30.0, 1.5 * config.timeout + 10.0)
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: Claimed, not yet started (at most CLAIM_ROUNDS slots' worth).
+        self._backlog: deque[Claim] = deque()
         self._filling = False
         self._stopping = False
         self._job: Job[ContextTypes.DEFAULT_TYPE] | None = None
@@ -150,6 +158,8 @@ class Poller:
             self._job = None
         if self._timer is not None:
             self._timer.cancel()
+        # Claimed but never started: their leases run out (nothing recorded).
+        self._backlog.clear()
         running = list(self._in_flight)
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
@@ -163,7 +173,8 @@ class Poller:
         await self.fill()
 
     async def fill(self) -> None:
-        """Claim due feeds for every free fetch slot and start polling them."""
+        """Start a poll in every free fetch slot, from the backlog of claimed
+        feeds, claiming a few rounds of due feeds when it is empty."""
         if self._filling or self._stopping:
             return
         self._filling = True
@@ -172,20 +183,32 @@ class Poller:
                 free = self._concurrency - len(self._in_flight)
                 if free <= 0:
                     return
-                claims = await self._store.claim_due_feeds(
-                    self.owner, self.clock(), free, self.lease
-                )
-                for claim in claims:
+                exhausted = False
+                if not self._backlog:
+                    wanted = max(free, CLAIM_ROUNDS * self._concurrency)
+                    claims = await self._store.claim_due_feeds(
+                        self.owner, self.clock(), wanted, self._batch_lease(wanted)
+                    )
+                    self._backlog.extend(claims)
+                    exhausted = len(claims) < wanted
+                while self._backlog and len(self._in_flight) < self._concurrency:
+                    claim = self._backlog.popleft()
                     task = asyncio.create_task(self._run(claim), name=f"poll {claim.feed.url}")
                     self._in_flight.add(task)
                     task.add_done_callback(self._done)
-                if len(claims) < free:
+                if exhausted and not self._backlog:
                     await self._wake_for_next_poll()
                     return
         except Exception:
             log.exception("claiming due feeds failed")
         finally:
             self._filling = False
+
+    def _batch_lease(self, claimed: int) -> float:
+        """A claimed feed may wait in the backlog for the rounds before it,
+        each at most one fetch deadline: its lease covers them."""
+        rounds = math.ceil(claimed / self._concurrency)
+        return self.lease + (rounds - 1) * self._config.timeout
 
     async def _wake_for_next_poll(self) -> None:
         """Nothing more is due: wake up when the earliest feed will be, if

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from bot.models import Chat, ChatKind, Delivery, Entry, Feed, FeedStatus, Subscription
 from bot.plan import Claim, PollPlan
@@ -94,14 +95,31 @@ class SqliteStore(Store):
         applied: list[bool] = []
         try:
             with self.f.transaction("recording polls"):
-                applied = [self._apply(plan, owner) for plan in plans]
+                # Each plan's lease and feed rows, read in one statement for
+                # the batch; only when no plan moves or deletes a feed, since
+                # those may change the rows a later plan of the batch reads,
+                # and only when no URL comes twice (the second finds no lease).
+                simple = len({p.url for p in plans}) == len(plans) and all(
+                    p.moved_to is None and p.feed is not None for p in plans
+                )
+                rows = (
+                    self.f.get_many(
+                        key for p in plans for key in (k.lease_key(p.url), k.feed_key(p.url))
+                    )
+                    if simple
+                    else None
+                )
+                applied = [self._apply(plan, owner, rows) for plan in plans]
         except BaseException:
             self.box.forget_seq()
             raise
         return applied
 
-    def _apply(self, plan: PollPlan, owner: str) -> bool:
-        found = self.f.get_many([k.lease_key(plan.url), k.feed_key(plan.url)])
+    def _apply(self, plan: PollPlan, owner: str, rows: dict[str, Any] | None = None) -> bool:
+        if rows is None:
+            found = self.f.get_many([k.lease_key(plan.url), k.feed_key(plan.url)])
+        else:
+            found = rows
         held, stored = found.get(k.lease_key(plan.url)), found.get(k.feed_key(plan.url))
         if held is None or held["owner"] != owner or stored is None:
             return False

@@ -291,6 +291,24 @@ class SqliteFile:
         rows = self.select(sql, (prefix, below or upper(prefix), limit))
         return [(k, json.loads(v)) for k, v in rows]
 
+    def scan_many(self, prefixes: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+        """``scan`` of each prefix (none a prefix of another), in one
+        statement per _CHUNK / 2 prefixes instead of one per prefix."""
+        out: dict[str, list[tuple[str, Any]]] = {p: [] for p in prefixes}
+        ordered = sorted(out)
+        step = _CHUNK // 2
+        for i in range(0, len(ordered), step):
+            chunk = ordered[i : i + step]
+            ranges = " OR ".join(["(key >= ? AND key < ?)"] * len(chunk))
+            sql = f'SELECT key, value FROM "{TABLE}" WHERE {ranges} ORDER BY key'
+            rows = self.select(sql, [b for p in chunk for b in (p, upper(p))])
+            j = 0
+            for key, value in rows:  # both in key order: walk them together
+                while not key.startswith(chunk[j]):
+                    j += 1
+                out[chunk[j]].append((key, json.loads(value)))
+        return out
+
     def first_key(self, prefix: str) -> str | None:
         sql = f'SELECT key FROM "{TABLE}" WHERE key >= ? AND key < ? ORDER BY key LIMIT 1'
         rows = self.select(sql, (prefix, upper(prefix)))

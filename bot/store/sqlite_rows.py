@@ -130,7 +130,8 @@ class Rows:
 
     def subscribers_of(self, urls: Sequence[str]) -> dict[str, tuple[list[Subscription], bool]]:
         """``subscribers`` of many feeds, in a few statements."""
-        chats_of = {url: [c for _, c in self.f.scan(k.fsub_prefix(url))] for url in urls}
+        found = self.f.scan_many([k.fsub_prefix(url) for url in dict.fromkeys(urls)])
+        chats_of = {url: [c for _, c in found[k.fsub_prefix(url)]] for url in urls}
         subs = self.f.get_many(k.sub_key(c, url) for url, cs in chats_of.items() for c in cs)
         all_chats = {c for cs in chats_of.values() for c in cs}
         chats = self.f.get_many(k.chat_key(c) for c in all_chats)

@@ -113,7 +113,7 @@ def profile(args: argparse.Namespace) -> None:
             contender = Contender(f"feedbot {name}", feedbot, those, client_cpu)
             try:
                 server.advance()
-                path = os.path.join(args.profile, f"{name}.txt")
+                path = os.path.join(args.profile, f"{name}.{args.profile_format}")
                 sample = contender.cycle(profile=path)
                 print(f"{name}: {sample.feeds} feeds, {sample.cpu_ms_per_feed:.3f} ms CPU/feed")
                 print(f"  profile in {path}")
@@ -159,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--naive-feeds", type=int, default=1000, help="feeds the naive loop polls (1000; 0: skip)"
     )
     parser.add_argument("--profile", metavar="DIR", help="profile feedbot per kind of feed")
+    parser.add_argument(
+        "--profile-format",
+        choices=("txt", "prof"),
+        default="txt",
+        help="txt: pyinstrument (wall); prof: cProfile of CPU time (pstats)",
+    )
     parser.add_argument("--scaling", metavar="N,N,…", help="CPU per feed at these store sizes")
     parser.add_argument("--scaling-polls", type=int, default=20_000, help="polls measured (20000)")
     args = parser.parse_args(argv)

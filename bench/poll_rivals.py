@@ -82,8 +82,15 @@ async def _child_async(factory: Factory, urls: list[str], conn: Connection) -> N
         if command == "stop":
             return
         profile = command if isinstance(command, str) and command.startswith("profile:") else None
-        profiler = None
-        if profile:
+        profiler: Any = None
+        if profile and profile.endswith(".prof"):
+            import cProfile
+
+            # CPU time, the store thread's included: its work lands on the
+            # call that waits for it.
+            profiler = cProfile.Profile(time.process_time)
+            profiler.enable()
+        elif profile:
             from pyinstrument import Profiler
 
             profiler = Profiler(interval=0.0005)
@@ -91,7 +98,10 @@ async def _child_async(factory: Factory, urls: list[str], conn: Connection) -> N
         wall, cpu = time.perf_counter(), cpu_seconds()
         polled, detail = await asyncio.wait_for(cycle(), CYCLE_DEADLINE)
         sample = Sample("", polled, time.perf_counter() - wall, cpu_seconds() - cpu, 0.0, detail)
-        if profiler is not None and profile:
+        if profiler is not None and profile and profile.endswith(".prof"):
+            profiler.disable()
+            profiler.dump_stats(profile.removeprefix("profile:"))
+        elif profiler is not None and profile:
             profiler.stop()
             with open(profile.removeprefix("profile:"), "w", encoding="utf-8") as out:
                 out.write(profiler.output_text(unicode=True, color=False, show_all=False))

@@ -292,21 +292,20 @@ class SqliteFile:
         return [(k, json.loads(v)) for k, v in rows]
 
     def scan_many(self, prefixes: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
-        """``scan`` of each prefix (none a prefix of another), in one
-        statement per _CHUNK / 2 prefixes instead of one per prefix."""
+        """``scan`` of each prefix, in one statement per _CHUNK / 3 prefixes
+        instead of one per prefix. A UNION ALL of range searches, not one
+        WHERE with OR'd ranges: with a few dozen ORs SQLite's planner scans
+        the whole table instead."""
         out: dict[str, list[tuple[str, Any]]] = {p: [] for p in prefixes}
-        ordered = sorted(out)
-        step = _CHUNK // 2
+        ordered = list(out)
+        step = _CHUNK // 3
+        one = f'SELECT ?, key, value FROM "{TABLE}" WHERE key >= ? AND key < ?'
         for i in range(0, len(ordered), step):
             chunk = ordered[i : i + step]
-            ranges = " OR ".join(["(key >= ? AND key < ?)"] * len(chunk))
-            sql = f'SELECT key, value FROM "{TABLE}" WHERE {ranges} ORDER BY key'
-            rows = self.select(sql, [b for p in chunk for b in (p, upper(p))])
-            j = 0
-            for key, value in rows:  # both in key order: walk them together
-                while not key.startswith(chunk[j]):
-                    j += 1
-                out[chunk[j]].append((key, json.loads(value)))
+            sql = " UNION ALL ".join([one] * len(chunk))
+            args = [a for n, p in enumerate(chunk) for a in (n, p, upper(p))]
+            for n, key, value in sorted(self.select(sql, args)):
+                out[chunk[n]].append((key, json.loads(value)))
         return out
 
     def first_key(self, prefix: str) -> str | None:

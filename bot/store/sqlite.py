@@ -83,9 +83,10 @@ class SqliteStore(Store):
             ][:limit]
             followers = self.rows.subscribers_of([feed.url for feed in feeds])
             until = now + lease
+            held = {"owner": owner, "until": until}
+            self.f.put_many([(k.lease_key(feed.url), held) for feed in feeds])
             for feed in feeds:
                 subs, followed = followers[feed.url]
-                self.f.put(k.lease_key(feed.url), {"owner": owner, "until": until})
                 claims.append(Claim(feed, tuple(subs), followed, until))
         return claims
 
@@ -109,10 +110,44 @@ class SqliteStore(Store):
                     if simple
                     else None
                 )
-                applied = [self._apply(plan, owner, rows) for plan in plans]
+                if rows is None:
+                    applied = [self._apply(plan, owner) for plan in plans]
+                else:
+                    applied = self._apply_batch(plans, owner, rows)
         except BaseException:
             self.box.forget_seq()
             raise
+        return applied
+
+    def _apply_batch(self, plans: Sequence[PollPlan], owner: str, rows: dict[str, Any]) -> list[bool]:
+        """Plans of distinct URLs, none moving or deleting a feed, their rows
+        read. A schedule-only plan (a 304, an unchanged body) costs no
+        statement of its own: its rows join one DELETE and one REPLACE for
+        the batch (old due row and lease out; feed and new due row in)."""
+        applied: list[bool] = []
+        gone: list[str] = []
+        put: list[tuple[str, Any]] = []
+        for plan in plans:
+            feed = plan.feed
+            assert feed is not None
+            if plan.changed or plan.seen or plan.enqueue or plan.tell or plan.prune_before or (
+                feed.url != plan.url
+            ):
+                applied.append(self._apply(plan, owner, rows))
+                continue
+            held, stored = rows.get(k.lease_key(plan.url)), rows.get(k.feed_key(plan.url))
+            if held is None or held["owner"] != owner or stored is None:
+                applied.append(False)
+                continue
+            old_next = float(stored.get("next_poll") or 0.0)
+            gone += [k.lease_key(plan.url), k.due_key(old_next, plan.url)]
+            put.append((k.feed_key(plan.url), codec.feed_to_dict(feed)))
+            if feed.status != FeedStatus.GONE:
+                put.append((k.due_key(feed.next_poll, feed.url), feed.url))
+            applied.append(True)
+        # Deletes first: a feed's new due row may be its old one.
+        self.f.delete_many(gone)
+        self.f.put_many(put)
         return applied
 
     def _apply(self, plan: PollPlan, owner: str, rows: dict[str, Any] | None = None) -> bool:

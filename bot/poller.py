@@ -45,8 +45,10 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 5.0
 #: How often the periodic job looks for due feeds when nothing is running.
 TICK = 1.0
-#: Plans finished within this long of each other are recorded together.
-RECORD_WINDOW = 0.02
+#: Plans finished within this long of each other are recorded together
+#: (one transaction and one commit). A poll does not hold its fetch slot
+#: while it waits, so the window costs latency, not throughput.
+RECORD_WINDOW = 0.05
 #: At most this many plans per record_polls transaction.
 RECORD_BATCH = 200
 #: Feeds claimed per claim transaction, in fetch slots' worth: one claim per

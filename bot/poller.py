@@ -48,7 +48,7 @@ TICK = 1.0
 #: Plans finished within this long of each other are recorded together
 #: (one transaction and one commit). A poll does not hold its fetch slot
 #: while it waits, so the window costs latency, not throughput.
-RECORD_WINDOW = 0.05
+RECORD_WINDOW = 0.02
 #: At most this many plans per record_polls transaction.
 RECORD_BATCH = 200
 #: Feeds claimed per claim transaction, in fetch slots' worth: one claim per
@@ -128,6 +128,8 @@ class Poller:
         #: Claimed, not yet started (at most CLAIM_ROUNDS slots' worth).
         self._backlog: deque[Claim] = deque()
         self._filling = False
+        #: A fill() is scheduled for after the latest recorded batch.
+        self._refill = False
         self._stopping = False
         self._job: Job[ContextTypes.DEFAULT_TYPE] | None = None
         #: The wake-up set for the earliest next poll, when it is before the next tick.
@@ -257,6 +259,16 @@ class Poller:
             log.error("recording the poll of %s failed: %s", plan.url, done.exception())
             return  # nothing recorded: the lease runs out and it is polled again
         self.reports(self._finish(plan, done.result()))
+        # Its next poll time is stored only now: a fill() that ran while it
+        # waited saw the old one (past) and set no wake-up for it.
+        if not self._stopping and not self._refill:
+            self._refill = True
+            asyncio.get_running_loop().call_soon(self._refill_now)
+
+    def _refill_now(self) -> None:
+        self._refill = False
+        if not self._stopping:
+            asyncio.get_running_loop().create_task(self.fill())
 
     # -- one poll --------------------------------------------------------------
 

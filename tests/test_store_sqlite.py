@@ -740,3 +740,29 @@ async def test_scan_many_reads_each_prefix_range_in_key_order_without_a_table_sc
             assert not any(" SCAN " in f" {row[-1]} " for row in plan), plan
     finally:
         await store.close()
+
+
+async def test_a_claim_writes_nothing_and_unchanged_polls_share_their_statements(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = [f"https://{i:03d}.example/" for i in range(100)]
+    for url in urls:
+        await follow(store, 1, url, next_poll=1.0)
+    recorder = SqlRecorder(store, monkeypatch)
+    claims = await store.claim_due_feeds("me", 10.0, 100, 60.0)
+    assert len(claims) == 100
+    # Leases live in memory (one process per file): the claim only reads.
+    assert not [s for s, _ in recorder.statements if not s.startswith("SELECT")]
+    assert len(recorder.statements) < 10
+    recorder.statements.clear()
+    plans = [
+        PollPlan(c.feed.url, Feed(c.feed.url, next_poll=700.0 + i), 10.0, changed=False)
+        for i, c in enumerate(claims)
+    ]
+    assert await store.record_polls(plans, "me") == [True] * 100
+    # 100 schedule-only plans: a constant handful of statements, not a few each.
+    assert len(recorder.statements) <= 8
+    assert await store.record_polls(plans[:1], "me") == [False]  # released
+    assert await store.next_poll_at() == 700.0
+    assert await store.due_count(699.0) == 0 and await store.due_count(800.0) == 100
+    assert (await store.get_feed(urls[5])) == Feed(urls[5], next_poll=705.0)

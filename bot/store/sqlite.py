@@ -33,7 +33,13 @@ class SqliteStore(Store):
         self.path = path
         self.f = SqliteFile(path)
         self.box = Outbox(self.f)
-        self.rows = Rows(self.f, self.box)
+        #: Live leases by lease key: {"owner", "until"}. In memory, not in
+        #: the file: one process holds the file (its lock) and any lease
+        #: found at open would be a dead process's, so a lease never needs to
+        #: outlive the process, and a claim then writes nothing (no commit,
+        #: no fsync per claim).
+        self.leases: dict[str, dict[str, object]] = {}
+        self.rows = Rows(self.f, self.box, self.leases)
 
     # -- lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
@@ -44,8 +50,10 @@ class SqliteStore(Store):
                 if schema < 2:
                     self.rows.upgrade(schema)
                     self.f.put("meta:schema", k.SCHEMA)
-                # One process per file (the lock): any lease is a dead one's.
+                # Files written before leases moved to memory may hold some:
+                # one process per file (the lock), so they are a dead one's.
                 self.f.delete_prefix(k.LEASE)
+            self.leases.clear()
         except BaseException:
             self.f.close()
             raise
@@ -64,36 +72,32 @@ class SqliteStore(Store):
         if limit <= 0:
             return []
         claims: list[Claim] = []
-        with self.f.transaction("claiming due feeds"):
-            leases = dict(self.f.scan(k.LEASE))
-            # Live leases are at most one batch in flight: reading that many
-            # more due rows is enough to find ``limit`` free ones.
-            due = self.f.scan(k.DUE, below=k.due_upto(now), limit=limit + len(leases))
-            free = [
-                url
-                for _, url in due
-                if leases.get(k.lease_key(url), {"until": now})["until"] <= now
-            ]
-            found = self.f.get_many(k.feed_key(url) for url in free)
-            feeds = [
-                feed
-                for url in free
-                if (d := found.get(k.feed_key(url))) is not None
-                and (feed := codec.feed_from_dict(d)).status != FeedStatus.GONE
-            ][:limit]
-            followers = self.rows.subscribers_of([feed.url for feed in feeds])
-            until = now + lease
-            held = {"owner": owner, "until": until}
-            self.f.put_many([(k.lease_key(feed.url), held) for feed in feeds])
-            for feed in feeds:
-                subs, followed = followers[feed.url]
-                claims.append(Claim(feed, tuple(subs), followed, until))
+        f = self._read()  # reads only: the leases are in memory
+        leases = self.leases
+        # Live leases are at most the batches in flight: reading that many
+        # more due rows is enough to find ``limit`` free ones.
+        due = f.scan(k.DUE, below=k.due_upto(now), limit=limit + len(leases))
+        free = [url for _, url in due if _until(leases.get(k.lease_key(url)), now) <= now]
+        found = f.get_many(k.feed_key(url) for url in free)
+        feeds = [
+            feed
+            for url in free
+            if (d := found.get(k.feed_key(url))) is not None
+            and (feed := codec.feed_from_dict(d)).status != FeedStatus.GONE
+        ][:limit]
+        followers = self.rows.subscribers_of([feed.url for feed in feeds])
+        until = now + lease
+        for feed in feeds:
+            leases[k.lease_key(feed.url)] = {"owner": owner, "until": until}
+            subs, followed = followers[feed.url]
+            claims.append(Claim(feed, tuple(subs), followed, until))
         return claims
 
     async def record_polls(self, plans: Sequence[PollPlan], owner: str) -> list[bool]:
         if not plans:
             return []
         applied: list[bool] = []
+        held_before = dict(self.leases)
         try:
             with self.f.transaction("recording polls"):
                 # Each plan's lease and feed rows, read in one statement for
@@ -103,19 +107,16 @@ class SqliteStore(Store):
                 simple = len({p.url for p in plans}) == len(plans) and all(
                     p.moved_to is None and p.feed is not None for p in plans
                 )
-                rows = (
-                    self.f.get_many(
-                        key for p in plans for key in (k.lease_key(p.url), k.feed_key(p.url))
-                    )
-                    if simple
-                    else None
-                )
+                rows = self.f.get_many(k.feed_key(p.url) for p in plans) if simple else None
                 if rows is None:
                     applied = [self._apply(plan, owner) for plan in plans]
                 else:
                     applied = self._apply_batch(plans, owner, rows)
         except BaseException:
             self.box.forget_seq()
+            # Rolled back: the leases it released are held again.
+            self.leases.clear()
+            self.leases.update(held_before)
             raise
         return applied
 
@@ -135,12 +136,13 @@ class SqliteStore(Store):
             ):
                 applied.append(self._apply(plan, owner, rows))
                 continue
-            held, stored = rows.get(k.lease_key(plan.url)), rows.get(k.feed_key(plan.url))
+            held, stored = self.leases.get(k.lease_key(plan.url)), rows.get(k.feed_key(plan.url))
             if held is None or held["owner"] != owner or stored is None:
                 applied.append(False)
                 continue
+            del self.leases[k.lease_key(plan.url)]
             old_next = float(stored.get("next_poll") or 0.0)
-            gone += [k.lease_key(plan.url), k.due_key(old_next, plan.url)]
+            gone.append(k.due_key(old_next, plan.url))
             put.append((k.feed_key(plan.url), codec.feed_to_dict(feed)))
             if feed.status != FeedStatus.GONE:
                 put.append((k.due_key(feed.next_poll, feed.url), feed.url))
@@ -151,14 +153,13 @@ class SqliteStore(Store):
         return applied
 
     def _apply(self, plan: PollPlan, owner: str, rows: dict[str, Any] | None = None) -> bool:
-        if rows is None:
-            found = self.f.get_many([k.lease_key(plan.url), k.feed_key(plan.url)])
-        else:
-            found = rows
-        held, stored = found.get(k.lease_key(plan.url)), found.get(k.feed_key(plan.url))
+        stored = (rows if rows is not None else self.f.get_many([k.feed_key(plan.url)])).get(
+            k.feed_key(plan.url)
+        )
+        held = self.leases.get(k.lease_key(plan.url))
         if held is None or held["owner"] != owner or stored is None:
             return False
-        self.f.delete(k.lease_key(plan.url))
+        del self.leases[k.lease_key(plan.url)]
         url = plan.url
         if plan.moved_to is not None and plan.moved_to != url:
             self.rows.move_feed(url, plan.moved_to)
@@ -195,8 +196,8 @@ class SqliteStore(Store):
     async def due_count(self, now: float) -> int:
         f = self._read()
         due = f.count(k.DUE, below=k.due_upto(now))
-        for key, held in f.scan(k.LEASE):
-            if held["until"] > now:
+        for key, held in list(self.leases.items()):
+            if _until(held, now) > now:
                 feed = self.rows.feed(k.unesc(key.removeprefix(k.LEASE)))
                 if feed is not None and feed.status != FeedStatus.GONE and feed.next_poll <= now:
                     due -= 1
@@ -387,3 +388,8 @@ class SqliteStore(Store):
 
     async def hold_sender(self, owner: str) -> bool:
         return True  # one process per file, by its lock
+
+
+def _until(held: dict[str, object] | None, now: float) -> float:
+    """When a lease runs out (``now`` for none)."""
+    return now if held is None else float(held["until"])  # type: ignore[arg-type]

@@ -3,7 +3,7 @@ rivals, side by side in one run, on one loopback feed server.
 
     python -m bench.poll                         # 2,000 feeds, 3 cycles (about 2 min)
     python -m bench.poll --feeds 500 --cycles 2 --naive-feeds 200
-    python -m bench.poll --scaling 1000,10000,100000 --scaling-polls 20000
+    python -m bench.poll --scaling 1000,10000,100000 --scaling-polls 10000
     python -m bench.poll --profile /tmp/prof     # pyinstrument, per kind of feed
     python -m bench.poll_process                 # the whole `feedbot run` from outside
 
@@ -133,8 +133,10 @@ def scaling(args: argparse.Namespace) -> None:
         server = ServerProcess(n, server_cpu)
         try:
             server.advance()
+            validators = server.validators()
+            server.advance()  # then 10% change: the usual mix
             factory = functools.partial(
-                feedbot, validators=server.validators(), limit=min(n, args.scaling_polls)
+                feedbot, validators=validators, limit=min(n, args.scaling_polls)
             )
             contender = Contender(f"feedbot {n}", factory, server.urls(), client_cpu)
             try:
@@ -166,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="txt: pyinstrument (wall); prof: cProfile of CPU time (pstats)",
     )
     parser.add_argument("--scaling", metavar="N,N,…", help="CPU per feed at these store sizes")
-    parser.add_argument("--scaling-polls", type=int, default=20_000, help="polls measured (20000)")
+    parser.add_argument("--scaling-polls", type=int, default=10_000, help="polls measured (10000)")
     args = parser.parse_args(argv)
     if args.feeds < 10 or args.feeds % 10 or args.cycles < 1:
         parser.error("--feeds must be a multiple of 10 (the mix) and --cycles at least 1")

@@ -174,8 +174,8 @@ class SqliteStore(Store):
             self.rows.put_feed(plan.feed)
         url = plan.feed.url
         prefix = k.seen_prefix(url)
-        for key in dict.fromkeys(plan.seen):
-            self.f.put(prefix + k.esc(key), plan.now)
+        # Every parsed key is re-marked each parse: one statement, not one a key.
+        self.f.put_many([(prefix + k.esc(key), plan.now) for key in dict.fromkeys(plan.seen)])
         if plan.prune_before is not None:
             self.rows.prune(url, plan.seen, plan.prune_before)
         if plan.enqueue or plan.tell:

@@ -196,10 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if mine:
             medians[label] = statistics.median(s.feeds_per_s for s in mine)
             cpu = statistics.median(s.cpu_ms_per_feed for s in mine)
-            print(f"{label}, median of {len(mine)}: {medians[label]:,.0f} feeds/s, {cpu:.3f} ms CPU/feed")
+            print(
+                f"{label}, median of {len(mine)}: {medians[label]:,.0f} feeds/s, "
+                f"{cpu:.3f} ms CPU/feed"
+            )
     fb = medians[FEEDBOT]
     a = fb / medians[NAIVE] if NAIVE in medians else float("nan")
-    print(f"ratios: {a:.1f}x naive, {fb / medians[AIOHTTP]:.1f}x aiohttp+feedparser (feeds/s, same run)")
+    b = fb / medians[AIOHTTP]
+    print(f"ratios: {a:.1f}x naive, {b:.1f}x aiohttp+feedparser (feeds/s, same run)")
     return 0
 
 

@@ -95,7 +95,10 @@ async def feedbot(
         await done.wait()
         results = Counter(r.result for r in reports)
         new = sum(r.new_entries for r in reports)
-        text = f"{results[PollResult.UNCHANGED]} unchanged, {results[PollResult.NEW_ENTRIES]} with {new} new"
+        text = (
+            f"{results[PollResult.UNCHANGED]} unchanged, "
+            f"{results[PollResult.NEW_ENTRIES]} with {new} new"
+        )
         other = len(reports) - results[PollResult.UNCHANGED] - results[PollResult.NEW_ENTRIES]
         if other:
             text += f", {other} other: {Counter(r.error for r in reports).most_common(2)}"

@@ -145,9 +145,9 @@ class Contender:
 
 async def naive(urls: list[str]) -> Cycle:
     """``feedparser.parse(url, etag=…, modified=…)`` on each URL in turn."""
-    import feedparser
-
     import urllib.request
+
+    import feedparser
 
     validators: dict[str, tuple[Any, Any]] = {}
     # Warm-up: the validators a first parse would have kept (no parse needed).

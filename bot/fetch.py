@@ -19,8 +19,8 @@ rebinding cannot reach a private address. ``allow_private`` lifts the rule,
 from __future__ import annotations
 
 import asyncio
-import functools
 import email.utils
+import functools
 import re
 import time
 from collections.abc import Iterable

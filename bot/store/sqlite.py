@@ -120,7 +120,9 @@ class SqliteStore(Store):
             raise
         return applied
 
-    def _apply_batch(self, plans: Sequence[PollPlan], owner: str, rows: dict[str, Any]) -> list[bool]:
+    def _apply_batch(
+        self, plans: Sequence[PollPlan], owner: str, rows: dict[str, Any]
+    ) -> list[bool]:
         """Plans of distinct URLs, none moving or deleting a feed, their rows
         read. A schedule-only plan (a 304, an unchanged body) costs no
         statement of its own: its rows join one DELETE and one REPLACE for
@@ -131,8 +133,13 @@ class SqliteStore(Store):
         for plan in plans:
             feed = plan.feed
             assert feed is not None
-            if plan.changed or plan.seen or plan.enqueue or plan.tell or plan.prune_before or (
-                feed.url != plan.url
+            if (
+                plan.changed
+                or plan.seen
+                or plan.enqueue
+                or plan.tell
+                or plan.prune_before
+                or (feed.url != plan.url)
             ):
                 applied.append(self._apply(plan, owner, rows))
                 continue

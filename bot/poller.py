@@ -196,10 +196,7 @@ class Poller:
                     self._backlog.extend(claims)
                     exhausted = len(claims) < wanted
                 while self._backlog and len(self._in_flight) < self._concurrency:
-                    claim = self._backlog.popleft()
-                    task = asyncio.create_task(self._run(claim), name=f"poll {claim.feed.url}")
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._done)
+                    self._start(self._backlog.popleft())
                 if exhausted and not self._backlog:
                     await self._wake_for_next_poll()
                     return
@@ -229,10 +226,22 @@ class Poller:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(delay, lambda: loop.create_task(self.fill()))
 
+    def _start(self, claim: Claim) -> None:
+        task = asyncio.create_task(self._run(claim), name=f"poll {claim.feed.url}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if not self._stopping:
-            asyncio.get_running_loop().create_task(self.fill())
+        if self._stopping:
+            return
+        if self._backlog and not self._filling:
+            # The freed slot takes the next claimed feed at once; fill() (a
+            # task of its own) is needed only to claim more.
+            self._start(self._backlog.popleft())
+            if self._backlog:
+                return
+        asyncio.get_running_loop().create_task(self.fill())
 
     async def _run(self, claim: Claim) -> None:
         """Plan in the fetch slot; record outside it. A poll's slot is freed

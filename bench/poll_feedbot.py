@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from collections import Counter
 from dataclasses import replace
@@ -107,4 +108,12 @@ async def feedbot(
     if validators is None:
         await cycle()  # warm-up: chat paused
         await store.resume_chat(Chat(1, ChatKind.PRIVATE, "bench"))
+
+    async def close() -> None:
+        await poller.stop(grace=1.0)
+        await fetcher.aclose()
+        await store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    cycle.close = close  # type: ignore[attr-defined]
     return cycle

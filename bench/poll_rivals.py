@@ -80,6 +80,9 @@ async def _child_async(factory: Factory, urls: list[str], conn: Connection) -> N
         except EOFError:
             return
         if command == "stop":
+            close = getattr(cycle, "close", None)  # a factory may leave its clean-up here
+            if close is not None:
+                await close()
             return
         profile = command if isinstance(command, str) and command.startswith("profile:") else None
         profiler: Any = None
@@ -212,4 +215,5 @@ async def plain_aiohttp(urls: list[str], concurrency: int = 8) -> Cycle:
         return len(urls), f"{dict(statuses)}, {len(parsed)} parsed"
 
     await cycle(warm=True)  # validators and body hashes, as after a first parse
+    cycle.close = session.close  # type: ignore[attr-defined]
     return cycle

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -47,7 +49,9 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 5.0
 #: How often the periodic job looks for due feeds when nothing is running.
 TICK = 1.0
-#: Plans finished within this long of each other are recorded together.
+#: Plans finished within this long of each other are recorded together
+#: (one transaction and one commit). A poll does not hold its fetch slot
+#: while it waits, so the window costs latency, not throughput.
 RECORD_WINDOW = 0.02
 #: At most this many plans per record_polls transaction.
 RECORD_BATCH = 200
@@ -55,6 +59,11 @@ RECORD_BATCH = 200
 #: a minute without one is a loop that died or an event loop that hangs.
 HEARTBEAT = "poll"
 HEARTBEAT_MAX_AGE = 60.0
+
+#: Feeds claimed per claim transaction, in fetch slots' worth: one claim per
+#: freed slot cost more than the fetch itself (a transaction and its commit
+#: each), so the poller claims a few rounds ahead and keeps them in a backlog.
+CLAIM_ROUNDS = 4
 
 
 class PollResult(Enum):
@@ -127,7 +136,11 @@ class Poller:
         #: A lease outlives the longest fetch (its deadline) with room to record.
         self.lease = config.lease or max(30.0, 1.5 * config.timeout + 10.0)
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: Claimed, not yet started (at most CLAIM_ROUNDS slots' worth).
+        self._backlog: deque[Claim] = deque()
         self._filling = False
+        #: A fill() is scheduled for after the latest recorded batch.
+        self._refill = False
         self._stopping = False
         self._job: Job[ContextTypes.DEFAULT_TYPE] | None = None
         #: The wake-up set for the earliest next poll, when it is before the next tick.
@@ -164,6 +177,8 @@ class Poller:
             self._job = None
         if self._timer is not None:
             self._timer.cancel()
+        # Claimed but never started: their leases run out (nothing recorded).
+        self._backlog.clear()
         running = list(self._in_flight)
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
@@ -178,7 +193,8 @@ class Poller:
         await self.fill()
 
     async def fill(self) -> None:
-        """Claim due feeds for every free fetch slot and start polling them."""
+        """Start a poll in every free fetch slot, from the backlog of claimed
+        feeds, claiming a few rounds of due feeds when it is empty."""
         if self._filling or self._stopping:
             return
         self._filling = True
@@ -187,20 +203,29 @@ class Poller:
                 free = self._concurrency - len(self._in_flight)
                 if free <= 0:
                     return
-                claims = await self._store.claim_due_feeds(
-                    self.owner, self.clock(), free, self.lease
-                )
-                for claim in claims:
-                    task = asyncio.create_task(self._run(claim), name=f"poll {claim.feed.url}")
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._done)
-                if len(claims) < free:
+                exhausted = False
+                if not self._backlog:
+                    wanted = max(free, CLAIM_ROUNDS * self._concurrency)
+                    claims = await self._store.claim_due_feeds(
+                        self.owner, self.clock(), wanted, self._batch_lease(wanted)
+                    )
+                    self._backlog.extend(claims)
+                    exhausted = len(claims) < wanted
+                while self._backlog and len(self._in_flight) < self._concurrency:
+                    self._start(self._backlog.popleft())
+                if exhausted and not self._backlog:
                     await self._wake_for_next_poll()
                     return
         except Exception:
             log.exception("claiming due feeds failed")
         finally:
             self._filling = False
+
+    def _batch_lease(self, claimed: int) -> float:
+        """A claimed feed may wait in the backlog for the rounds before it,
+        each at most one fetch deadline: its lease covers them."""
+        rounds = math.ceil(claimed / self._concurrency)
+        return self.lease + (rounds - 1) * self._config.timeout
 
     async def _wake_for_next_poll(self) -> None:
         """Nothing more is due: wake up when the earliest feed will be, if
@@ -217,14 +242,30 @@ class Poller:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(delay, lambda: loop.create_task(self.fill()))
 
+    def _start(self, claim: Claim) -> None:
+        task = asyncio.create_task(self._run(claim), name=f"poll {claim.feed.url}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if not self._stopping:
-            asyncio.get_running_loop().create_task(self.fill())
+        if self._stopping:
+            return
+        if self._backlog and not self._filling:
+            # The freed slot takes the next claimed feed at once; fill() (a
+            # task of its own) is needed only to claim more.
+            self._start(self._backlog.popleft())
+            if self._backlog:
+                return
+        asyncio.get_running_loop().create_task(self.fill())
 
     async def _run(self, claim: Claim) -> None:
+        """Plan in the fetch slot; record outside it. A poll's slot is freed
+        once its plan is made, not when the recorder's batch is committed:
+        otherwise every slot would sit idle for the recording window and the
+        loop could not run faster than ``concurrency / RECORD_WINDOW``."""
         try:
-            report = await self.poll(claim)
+            plan = await self.plan(claim)
         except asyncio.CancelledError:
             if self._stopping:
                 return  # stop() cancelled it: the poll ends quietly
@@ -233,8 +274,28 @@ class Poller:
             # A bug must not end a feed's polling: its lease runs out and it
             # is claimed again then.
             log.exception("poll of %s crashed", claim.feed.url)
+            self._fetch_seconds.pop(claim.feed.url, None)
             return
-        self.reports(report)
+        self._queue_plan(plan).add_done_callback(lambda done: self._recorded(plan, done))
+
+    def _recorded(self, plan: PollPlan, done: asyncio.Future[bool]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.error("recording the poll of %s failed: %s", plan.url, done.exception())
+            self._fetch_seconds.pop(plan.url, None)
+            return  # nothing recorded: the lease runs out and it is polled again
+        self.reports(self._finish(plan, done.result()))
+        # Its next poll time is stored only now: a fill() that ran while it
+        # waited saw the old one (past) and set no wake-up for it.
+        if not self._stopping and not self._refill:
+            self._refill = True
+            asyncio.get_running_loop().call_soon(self._refill_now)
+
+    def _refill_now(self) -> None:
+        self._refill = False
+        if not self._stopping:
+            asyncio.get_running_loop().create_task(self.fill())
 
     # -- one poll --------------------------------------------------------------
 
@@ -242,9 +303,13 @@ class Poller:
         """Poll one claimed feed and record what changed."""
         try:
             plan = await self.plan(claim)
-        finally:  # also when it raised: nothing left behind
-            fetch_seconds = self._fetch_seconds.pop(claim.feed.url, 0.0)
-        recorded = await self._record(plan)
+        except BaseException:
+            self._fetch_seconds.pop(claim.feed.url, None)
+            raise
+        return self._finish(plan, await self._queue_plan(plan))
+
+    def _finish(self, plan: PollPlan, recorded: bool) -> PollReport:
+        fetch_seconds = self._fetch_seconds.pop(plan.url, 0.0)
         report = replace(report_of(plan, recorded), fetch_seconds=fetch_seconds)
         metrics.poll_done(cast(PollOutcome, report.result.name.lower()), fetch_seconds)
         metrics.new_entries(report.new_entries)
@@ -300,13 +365,13 @@ class Poller:
 
     # -- recording -------------------------------------------------------------
 
-    async def _record(self, plan: PollPlan) -> bool:
-        """Hand the plan to the recorder; True once it is applied."""
+    def _queue_plan(self, plan: PollPlan) -> asyncio.Future[bool]:
+        """Hand the plan to the recorder; the future is True once it is applied."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._plans.append((plan, done))
         if self._flush is None or self._flush.done():
             self._flush = asyncio.create_task(self._flush_plans(), name="record polls")
-        return await done
+        return done
 
     async def _flush_plans(self) -> None:
         while self._plans:

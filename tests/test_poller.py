@@ -162,8 +162,8 @@ async def test_one_plan_that_cannot_be_written_fails_only_its_own_poll(
         plans[bad_url] = replace(plans[bad_url], enqueue=(Enqueue(BAD, (1,)),))
         # Both reach the recorder together: one transaction that fails...
         ok, bad = await asyncio.gather(
-            poller._record(plans[feeds.url("/ok.xml")]),
-            poller._record(plans[bad_url]),
+            poller._queue_plan(plans[feeds.url("/ok.xml")]),
+            poller._queue_plan(plans[bad_url]),
             return_exceptions=True,
         )
     # ... then one by one: the good poll is recorded, only the bad one fails.

@@ -709,3 +709,60 @@ def test_seen_sets_never_mix_whatever_the_characters(
         assert now(s.seen(url, marks)) == set(marked[url])
     assert {f.url for f in [now(s.get_feed(u)) for u in urls] if f} == {kept, *rest}
     assert_indexes_match(s.path)
+
+
+async def test_scan_many_reads_each_prefix_range_in_key_order_without_a_table_scan(tmp_path):
+    from bot.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    await store.open()
+    try:
+        f = store.f
+        with f.transaction("test"):
+            for key in ["a:2", "a:1", "ab:1", "b:1", "c:9", "a;"]:
+                f.put(key, key.upper())
+        statements: list[tuple[str, list]] = []
+        real_select = f.select
+
+        def select(sql, args=()):
+            statements.append((sql, list(args)))
+            return real_select(sql, args)
+
+        f.select = select  # type: ignore[method-assign]
+        found = f.scan_many(["a:", "b:", "z:", *[f"n{i}:" for i in range(400)]])
+        f.select = real_select  # type: ignore[method-assign]
+        assert found["a:"] == [("a:1", "A:1"), ("a:2", "A:2")]
+        assert found["b:"] == [("b:1", "B:1")]
+        assert found["z:"] == [] and found["n399:"] == []
+        assert 1 < len(statements) <= 3  # a few statements, not one per prefix
+        for sql, args in statements:
+            plan = real_select("EXPLAIN QUERY PLAN " + sql, args)
+            assert not any(" SCAN " in f" {row[-1]} " for row in plan), plan
+    finally:
+        await store.close()
+
+
+async def test_a_claim_writes_nothing_and_unchanged_polls_share_their_statements(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = [f"https://{i:03d}.example/" for i in range(100)]
+    for url in urls:
+        await follow(store, 1, url, next_poll=1.0)
+    recorder = SqlRecorder(store, monkeypatch)
+    claims = await store.claim_due_feeds("me", 10.0, 100, 60.0)
+    assert len(claims) == 100
+    # Leases live in memory (one process per file): the claim only reads.
+    assert not [s for s, _ in recorder.statements if not s.startswith("SELECT")]
+    assert len(recorder.statements) < 10
+    recorder.statements.clear()
+    plans = [
+        PollPlan(c.feed.url, Feed(c.feed.url, next_poll=700.0 + i), 10.0, changed=False)
+        for i, c in enumerate(claims)
+    ]
+    assert await store.record_polls(plans, "me") == [True] * 100
+    # 100 schedule-only plans: a constant handful of statements, not a few each.
+    assert len(recorder.statements) <= 8
+    assert await store.record_polls(plans[:1], "me") == [False]  # released
+    assert await store.next_poll_at() == 700.0
+    assert await store.due_count(699.0) == 0 and await store.due_count(800.0) == 100
+    assert (await store.get_feed(urls[5])) == Feed(urls[5], next_poll=705.0)

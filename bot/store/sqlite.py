@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from bot.models import Chat, ChatKind, Delivery, Entry, Feed, FeedStatus, Notice, Subscription
 from bot.plan import Claim, PollPlan
@@ -33,7 +34,13 @@ class SqliteStore(Store):
         self.path = path
         self.f = SqliteFile(path)
         self.box = Outbox(self.f)
-        self.rows = Rows(self.f, self.box)
+        #: Live leases by lease key: {"owner", "until"}. In memory, not in
+        #: the file: one process holds the file (its lock) and any lease
+        #: found at open would be a dead process's, so a lease never needs to
+        #: outlive the process, and a claim then writes nothing (no commit,
+        #: no fsync per claim).
+        self.leases: dict[str, dict[str, object]] = {}
+        self.rows = Rows(self.f, self.box, self.leases)
 
     # -- lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
@@ -44,8 +51,10 @@ class SqliteStore(Store):
                 if schema < 2:
                     self.rows.upgrade(schema)
                     self.f.put("meta:schema", k.SCHEMA)
-                # One process per file (the lock): any lease is a dead one's.
+                # Files written before leases moved to memory may hold some:
+                # one process per file (the lock), so they are a dead one's.
                 self.f.delete_prefix(k.LEASE)
+            self.leases.clear()
         except BaseException:
             self.f.close()
             raise
@@ -64,49 +73,101 @@ class SqliteStore(Store):
         if limit <= 0:
             return []
         claims: list[Claim] = []
-        with self.f.transaction("claiming due feeds"):
-            leases = dict(self.f.scan(k.LEASE))
-            # Live leases are at most one batch in flight: reading that many
-            # more due rows is enough to find ``limit`` free ones.
-            due = self.f.scan(k.DUE, below=k.due_upto(now), limit=limit + len(leases))
-            free = [
-                url
-                for _, url in due
-                if leases.get(k.lease_key(url), {"until": now})["until"] <= now
-            ]
-            found = self.f.get_many(k.feed_key(url) for url in free)
-            feeds = [
-                feed
-                for url in free
-                if (d := found.get(k.feed_key(url))) is not None
-                and (feed := codec.feed_from_dict(d)).status != FeedStatus.GONE
-            ][:limit]
-            followers = self.rows.subscribers_of([feed.url for feed in feeds])
-            until = now + lease
-            for feed in feeds:
-                subs, followed = followers[feed.url]
-                self.f.put(k.lease_key(feed.url), {"owner": owner, "until": until})
-                claims.append(Claim(feed, tuple(subs), followed, until))
+        f = self._read()  # reads only: the leases are in memory
+        leases = self.leases
+        # Live leases are at most the batches in flight: reading that many
+        # more due rows is enough to find ``limit`` free ones.
+        due = f.scan(k.DUE, below=k.due_upto(now), limit=limit + len(leases))
+        free = [url for _, url in due if _until(leases.get(k.lease_key(url)), now) <= now]
+        found = f.get_many(k.feed_key(url) for url in free)
+        feeds = [
+            feed
+            for url in free
+            if (d := found.get(k.feed_key(url))) is not None
+            and (feed := codec.feed_from_dict(d)).status != FeedStatus.GONE
+        ][:limit]
+        followers = self.rows.subscribers_of([feed.url for feed in feeds])
+        until = now + lease
+        for feed in feeds:
+            leases[k.lease_key(feed.url)] = {"owner": owner, "until": until}
+            subs, followed = followers[feed.url]
+            claims.append(Claim(feed, tuple(subs), followed, until))
         return claims
 
     async def record_polls(self, plans: Sequence[PollPlan], owner: str) -> list[bool]:
         if not plans:
             return []
         applied: list[bool] = []
+        held_before = dict(self.leases)
         try:
             with self.f.transaction("recording polls"):
-                applied = [self._apply(plan, owner) for plan in plans]
+                # Each plan's lease and feed rows, read in one statement for
+                # the batch; only when no plan moves or deletes a feed, since
+                # those may change the rows a later plan of the batch reads,
+                # and only when no URL comes twice (the second finds no lease).
+                simple = len({p.url for p in plans}) == len(plans) and all(
+                    p.moved_to is None and p.feed is not None for p in plans
+                )
+                rows = self.f.get_many(k.feed_key(p.url) for p in plans) if simple else None
+                if rows is None:
+                    applied = [self._apply(plan, owner) for plan in plans]
+                else:
+                    applied = self._apply_batch(plans, owner, rows)
         except BaseException:
             self.box.forget_seq()
+            # Rolled back: the leases it released are held again.
+            self.leases.clear()
+            self.leases.update(held_before)
             raise
         return applied
 
-    def _apply(self, plan: PollPlan, owner: str) -> bool:
-        found = self.f.get_many([k.lease_key(plan.url), k.feed_key(plan.url)])
-        held, stored = found.get(k.lease_key(plan.url)), found.get(k.feed_key(plan.url))
+    def _apply_batch(
+        self, plans: Sequence[PollPlan], owner: str, rows: dict[str, Any]
+    ) -> list[bool]:
+        """Plans of distinct URLs, none moving or deleting a feed, their rows
+        read. A schedule-only plan (a 304, an unchanged body) costs no
+        statement of its own: its rows join one DELETE and one REPLACE for
+        the batch (old due row and lease out; feed and new due row in)."""
+        applied: list[bool] = []
+        gone: list[str] = []
+        put: list[tuple[str, Any]] = []
+        for plan in plans:
+            feed = plan.feed
+            assert feed is not None
+            if (
+                plan.changed
+                or plan.seen
+                or plan.enqueue
+                or plan.tell
+                or plan.prune_before
+                or (feed.url != plan.url)
+            ):
+                applied.append(self._apply(plan, owner, rows))
+                continue
+            held, stored = self.leases.get(k.lease_key(plan.url)), rows.get(k.feed_key(plan.url))
+            if held is None or held["owner"] != owner or stored is None:
+                applied.append(False)
+                continue
+            del self.leases[k.lease_key(plan.url)]
+            old_next = float(stored.get("next_poll") or 0.0)
+            gone.append(k.due_key(old_next, plan.url))
+            put.append((k.feed_key(plan.url), codec.feed_to_dict(feed)))
+            if feed.status != FeedStatus.GONE:
+                put.append((k.due_key(feed.next_poll, feed.url), feed.url))
+            applied.append(True)
+        # Deletes first: a feed's new due row may be its old one.
+        self.f.delete_many(gone)
+        self.f.put_many(put)
+        return applied
+
+    def _apply(self, plan: PollPlan, owner: str, rows: dict[str, Any] | None = None) -> bool:
+        stored = (rows if rows is not None else self.f.get_many([k.feed_key(plan.url)])).get(
+            k.feed_key(plan.url)
+        )
+        held = self.leases.get(k.lease_key(plan.url))
         if held is None or held["owner"] != owner or stored is None:
             return False
-        self.f.delete(k.lease_key(plan.url))
+        del self.leases[k.lease_key(plan.url)]
         url = plan.url
         if plan.moved_to is not None and plan.moved_to != url:
             self.rows.move_feed(url, plan.moved_to)
@@ -121,8 +182,8 @@ class SqliteStore(Store):
             self.rows.put_feed(plan.feed)
         url = plan.feed.url
         prefix = k.seen_prefix(url)
-        for key in dict.fromkeys(plan.seen):
-            self.f.put(prefix + k.esc(key), plan.now)
+        # Every parsed key is re-marked each parse: one statement, not one a key.
+        self.f.put_many([(prefix + k.esc(key), plan.now) for key in dict.fromkeys(plan.seen)])
         if plan.prune_before is not None:
             self.rows.prune(url, plan.seen, plan.prune_before)
         if plan.enqueue or plan.tell:
@@ -143,8 +204,8 @@ class SqliteStore(Store):
     async def due_count(self, now: float) -> int:
         f = self._read()
         due = f.count(k.DUE, below=k.due_upto(now))
-        for key, held in f.scan(k.LEASE):
-            if held["until"] > now:
+        for key, held in list(self.leases.items()):
+            if _until(held, now) > now:
                 feed = self.rows.feed(k.unesc(key.removeprefix(k.LEASE)))
                 if feed is not None and feed.status != FeedStatus.GONE and feed.next_poll <= now:
                     due -= 1
@@ -364,3 +425,8 @@ class SqliteStore(Store):
 
     async def hold_sender(self, owner: str) -> bool:
         return True  # one process per file, by its lock
+
+
+def _until(held: dict[str, object] | None, now: float) -> float:
+    """When a lease runs out (``now`` for none)."""
+    return now if held is None else float(held["until"])  # type: ignore[arg-type]

@@ -291,6 +291,23 @@ class SqliteFile:
         rows = self.select(sql, (prefix, below or upper(prefix), limit))
         return [(k, json.loads(v)) for k, v in rows]
 
+    def scan_many(self, prefixes: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+        """``scan`` of each prefix, in one statement per _CHUNK / 3 prefixes
+        instead of one per prefix. A UNION ALL of range searches, not one
+        WHERE with OR'd ranges: with a few dozen ORs SQLite's planner scans
+        the whole table instead."""
+        out: dict[str, list[tuple[str, Any]]] = {p: [] for p in prefixes}
+        ordered = list(out)
+        step = _CHUNK // 3
+        one = f'SELECT ?, key, value FROM "{TABLE}" WHERE key >= ? AND key < ?'
+        for i in range(0, len(ordered), step):
+            chunk = ordered[i : i + step]
+            sql = " UNION ALL ".join([one] * len(chunk))
+            args = [a for n, p in enumerate(chunk) for a in (n, p, upper(p))]
+            for n, key, value in sorted(self.select(sql, args)):
+                out[chunk[n]].append((key, json.loads(value)))
+        return out
+
     def first_key(self, prefix: str) -> str | None:
         sql = f'SELECT key FROM "{TABLE}" WHERE key >= ? AND key < ? ORDER BY key LIMIT 1'
         rows = self.select(sql, (prefix, upper(prefix)))
@@ -310,6 +327,19 @@ class SqliteFile:
     def put(self, key: str, value: Any) -> None:
         sql = f'REPLACE INTO "{TABLE}" (key, value) VALUES (?, ?)'
         self.execute(sql, (key, dumps(value)))
+
+    def put_many(self, items: Sequence[tuple[str, Any]]) -> None:
+        """``put`` of many rows, a few statements instead of one per row."""
+        for i in range(0, len(items), _CHUNK // 2):
+            chunk = items[i : i + _CHUNK // 2]
+            marks = ",".join(["(?, ?)"] * len(chunk))
+            sql = f'REPLACE INTO "{TABLE}" (key, value) VALUES {marks}'
+            self.execute(sql, [x for key, value in chunk for x in (key, dumps(value))])
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        for chunk in _chunks(list(keys)):
+            marks = ",".join("?" * len(chunk))
+            self.execute(f'DELETE FROM "{TABLE}" WHERE key IN ({marks})', chunk)
 
     def delete(self, key: str) -> None:
         self.execute(f'DELETE FROM "{TABLE}" WHERE key = ?', (key,))

@@ -18,9 +18,11 @@ from bot.store.sqlite_outbox import Outbox
 
 
 class Rows:
-    def __init__(self, file: SqliteFile, box: Outbox) -> None:
+    def __init__(self, file: SqliteFile, box: Outbox, leases: dict[str, dict[str, object]]) -> None:
         self.f = file
         self.box = box
+        #: The store's live leases (in memory: SqliteStore.leases).
+        self.leases = leases
 
     def upgrade(self, schema: int) -> None:
         """Schema 1 (no due index, no subscription seq, no heads) to 2."""
@@ -58,7 +60,7 @@ class Rows:
         if old is not None:
             self.f.delete(k.due_key(old.next_poll, old.url))
         self.f.delete(k.feed_key(url))
-        self.f.delete(k.lease_key(url))
+        self.leases.pop(k.lease_key(url), None)
         self.f.delete_prefix(k.seen_prefix(url))
 
     def prune(self, url: str, keep: Sequence[str], before: float) -> None:
@@ -95,7 +97,7 @@ class Rows:
     def delete_feed_record(self, feed: Feed) -> None:
         self.f.delete(k.due_key(feed.next_poll, feed.url))
         self.f.delete(k.feed_key(feed.url))
-        self.f.delete(k.lease_key(feed.url))
+        self.leases.pop(k.lease_key(feed.url), None)
 
     def sub(self, chat_id: int, url: str) -> Subscription | None:
         d = self.f.get(k.sub_key(chat_id, url))
@@ -130,7 +132,8 @@ class Rows:
 
     def subscribers_of(self, urls: Sequence[str]) -> dict[str, tuple[list[Subscription], bool]]:
         """``subscribers`` of many feeds, in a few statements."""
-        chats_of = {url: [c for _, c in self.f.scan(k.fsub_prefix(url))] for url in urls}
+        found = self.f.scan_many([k.fsub_prefix(url) for url in dict.fromkeys(urls)])
+        chats_of = {url: [c for _, c in found[k.fsub_prefix(url)]] for url in urls}
         subs = self.f.get_many(k.sub_key(c, url) for url, cs in chats_of.items() for c in cs)
         all_chats = {c for cs in chats_of.values() for c in cs}
         chats = self.f.get_many(k.chat_key(c) for c in all_chats)

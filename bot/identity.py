@@ -128,16 +128,21 @@ def _oldest_first(entries: list[tuple[int, Entry]]) -> list[Entry]:
     return [e for _, e in reversed(entries)]
 
 
-def new_entries(entries: Sequence[Entry], seen: Collection[str]) -> list[Entry]:
+def new_entries(
+    entries: Sequence[Entry],
+    seen: Collection[str],
+    keys_of: Sequence[tuple[str, ...]] | None = None,
+) -> list[Entry]:
     """The entries none of whose :func:`dedupe_keys` is in ``seen``, oldest first.
 
     An entry listed twice in the same document (by any key) counts once: the
-    first occurrence in document order wins.
+    first occurrence in document order wins. ``keys_of``: the entries' keys,
+    when the caller has them already (one per entry, in order).
     """
     taken: set[str] = set()
     fresh: list[tuple[int, Entry]] = []
     for index, entry in enumerate(entries):
-        keys = dedupe_keys(entry)
+        keys = keys_of[index] if keys_of is not None else dedupe_keys(entry)
         if any(k in seen or k in taken for k in keys):
             continue
         taken.update(keys)

@@ -212,12 +212,15 @@ def plan_poll(
     seen: Set[str] = frozenset(),
     failure: Failure | None = None,
     rng: Callable[[], float] = random.random,
+    entry_keys: Sequence[tuple[str, ...]] | None = None,
 ) -> PollPlan:
     """What one poll of ``claim.feed`` changes.
 
     Exactly one of ``result`` (the fetch answered: 304, or 200 with
     ``parsed`` when the body changed) and ``failure`` is given. ``seen`` is
-    which of the parsed entries' dedupe keys the store already holds.
+    which of the parsed entries' dedupe keys the store already holds;
+    ``entry_keys``, when the caller computed them for that look-up, are
+    those keys entry by entry (computed here otherwise).
     """
     old = claim.feed
     if not claim.followed:
@@ -240,8 +243,9 @@ def plan_poll(
     prune_before = None
     if parsed is not None:
         changed = True
-        keys = tuple(key for entry in parsed.entries for key in dedupe_keys(entry))
-        new = new_entries(parsed.entries, seen)
+        keys_of = entry_keys or [dedupe_keys(entry) for entry in parsed.entries]
+        keys = tuple(key for entry_key in keys_of for key in entry_key)
+        new = new_entries(parsed.entries, seen, keys_of)
         chats = tuple(dict.fromkeys(sub.chat_id for sub in claim.subscribers))
         if chats:
             # oldest first: the order chats receive them

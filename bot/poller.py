@@ -336,12 +336,14 @@ class Poller:
         self._fetch_seconds[feed.url] = time.monotonic() - started
         parsed: ParsedFeed | None = None
         seen: set[str] = set()
+        entry_keys: list[tuple[str, ...]] | None = None
         if _changed(result, feed.body_hash):
             try:
                 parsed = parse_response(result)
             except ParseError as exc:
                 return self._failed(claim, Failure(str(exc)))
-            keys = [key for entry in parsed.entries for key in dedupe_keys(entry)]
+            entry_keys = [dedupe_keys(entry) for entry in parsed.entries]
+            keys = [key for entry_key in entry_keys for key in entry_key]
             seen = await self._store.seen(result.permanent_url or feed.url, keys)
             if result.permanent_url and result.permanent_url != feed.url:
                 # The moved feed's history is under the old URL until the plan moves it.
@@ -353,7 +355,14 @@ class Poller:
                 "%s moved permanently to %s; subscriptions follow", feed.url, result.permanent_url
             )
         return plan_poll(
-            claim, self.rules, now(), result=result, parsed=parsed, seen=seen, rng=self.rng
+            claim,
+            self.rules,
+            now(),
+            result=result,
+            parsed=parsed,
+            seen=seen,
+            rng=self.rng,
+            entry_keys=entry_keys,
         )
 
     def _failed(self, claim: Claim, failure: Failure) -> PollPlan:

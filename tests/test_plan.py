@@ -284,3 +284,13 @@ def test_a_subscription_may_ask_for_a_shorter_interval_within_the_floor():
     slow = Claim(base.feed, (lazy,), True, T0)
     plan = plan_poll(slow, PollRules(600, 60, 600, adaptive=False), T0, result=ok(304), rng=mid)
     assert plan.feed is not None and plan.feed.interval == 7200  # asked for: above the ceiling
+
+
+def test_keys_given_by_the_caller_change_nothing():
+    doc = parsed(entry(3), entry(2), entry(1))
+    seen = set(dedupe_keys(entry(1)))
+    keys = [dedupe_keys(e) for e in doc.entries]
+    given = plan_poll(
+        claim(), RULES, T0, result=ok(), parsed=doc, seen=seen, rng=mid, entry_keys=keys
+    )
+    assert given == plan_poll(claim(), RULES, T0, result=ok(), parsed=doc, seen=seen, rng=mid)

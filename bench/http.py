@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bench.poll import ServerProcess
+from bench.poll_server import ServerProcess
 
 Fetch = Callable[[str, str | None, str | None], Awaitable[tuple[int, str | None, str | None]]]
 

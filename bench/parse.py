@@ -30,7 +30,7 @@ from testkit.harness import shared_dir
 
 def bench_document() -> bytes:
     """The changed feed of bench/poll.py: 20 items of about 1.5 KB of HTML (47 KB)."""
-    from bench.poll import ITEMS, _item
+    from bench.poll_server import ITEMS, _item
     from testkit.feed_server import RssFeed
 
     class _Server:

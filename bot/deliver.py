@@ -301,7 +301,6 @@ class Deliverer:
             case Sent():
                 await store.complete_delivery(delivery)
                 self.stats.sent += 1
-                metrics.delivery_done("sent")
             case Retry(delay=delay, reason=reason, counts=counts):
                 await store.reschedule_delivery(
                     replace(
@@ -312,24 +311,20 @@ class Deliverer:
                 )
                 self.stats.retries += 1
                 self.stats.rate_limited += not counts
-                metrics.delivery_done("retry")
                 log.warning("delivery to chat %s delayed %.1fs: %s", chat_id, delay, reason)
             case ChatGone(reason=reason):
                 await store.pause_chat(chat_id)
                 self.stats.chats_gone += 1
-                metrics.delivery_done("chat_gone")
                 log.warning("chat %s unreachable, subscriptions paused: %s", chat_id, reason)
             case Migrated(new_chat_id=new_id):
                 # The delivery moves with the chat; the new chat's worker sends it.
                 await store.migrate_chat(chat_id, new_id)
                 self.stats.migrated += 1
-                metrics.delivery_done("migrated")
                 log.warning("chat %s migrated to %s; subscriptions moved", chat_id, new_id)
                 self.wake()
             case Refused(reason=reason):
                 await store.complete_delivery(delivery)
                 self.stats.rejected += 1
-                metrics.delivery_done("refused")
                 log.error(
                     "chat %s: dropping delivery %s of %s: %s",
                     chat_id,

@@ -205,7 +205,12 @@ class Poller:
                     return
                 exhausted = False
                 if not self._backlog:
-                    wanted = max(free, CLAIM_ROUNDS * self._concurrency)
+                    # Claiming ahead saves claim transactions, but stretches
+                    # the leases: with other processes on the store, claim
+                    # only what starts now, so a dead one's feeds come back
+                    # within lease + interval.
+                    rounds = 1 if self._store.shared else CLAIM_ROUNDS
+                    wanted = max(free, rounds * self._concurrency)
                     claims = await self._store.claim_due_feeds(
                         self.owner, self.clock(), wanted, self._batch_lease(wanted)
                     )

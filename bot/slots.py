@@ -13,19 +13,22 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 #: Fetches at once to any one host ...
-PER_HOST = 2
-#: ... and how many more may wait for one; past that the host is "busy".
-QUEUE_PER_HOST = 10
+PER_HOST = 4
+#: ... and how long one may wait for its turn; past that the host is "busy".
+#: A fast host turns its slots over in milliseconds (a crowd subscribing to
+#: one popular feed is served at once); a stalling one holds them up to the
+#: fetch deadline, and the crowd behind it is told so instead of waiting.
+MAX_WAIT = 10.0
 
 
 class HostBusy(Exception):
-    """Too many fetches of one host are running or waiting already."""
+    """A fetch of this host waited MAX_WAIT for a slot: its fetches are stalling."""
 
 
 class HostSlots:
-    def __init__(self, per_host: int = PER_HOST, queue: int = QUEUE_PER_HOST) -> None:
+    def __init__(self, per_host: int = PER_HOST, max_wait: float = MAX_WAIT) -> None:
         self._per_host = per_host
-        self._queue = queue
+        self._max_wait = max_wait
         #: host → (semaphore, holders and waiters): dropped when nobody uses it.
         self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
@@ -36,12 +39,16 @@ class HostSlots:
         except ValueError:
             host = ""
         semaphore, users = self._hosts.get(host, (asyncio.Semaphore(self._per_host), 0))
-        if users >= self._per_host + self._queue:
-            raise HostBusy(host)
         self._hosts[host] = (semaphore, users + 1)
         try:
-            async with semaphore:
+            try:
+                await asyncio.wait_for(semaphore.acquire(), self._max_wait)
+            except TimeoutError:
+                raise HostBusy(host) from None
+            try:
                 yield
+            finally:
+                semaphore.release()
         finally:
             semaphore, users = self._hosts[host]
             if users <= 1:

@@ -24,7 +24,7 @@ from bot.store.sqlite import SqliteStore
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
 from testkit.harness import bot_log, eventually, start_bot, write_config
-from tests.test_e2e_restart import kill, store_path, terminate, titles
+from tests.test_e2e_restart import kill, terminate, titles
 
 CHATS = range(9001, 9041)
 FEEDS = ("/k1.xml", "/k2.xml")
@@ -79,7 +79,8 @@ async def kill_rounds(
     urls = [normalize_url(feeds.url(p)) for p in FEEDS]
     served = [feeds.rss(p, title=f"Kill feed {p}") for p in FEEDS]
     now = time.time()
-    path = store_path(tmp_path)
+    # The embedded store's file (this test checks it with PRAGMA integrity_check).
+    path = tmp_path / "data" / "feedbot.sqlite"
     async with SqliteStore(str(path)) as store:
         for chat_id in CHATS:
             telegram.add_user(chat_id)

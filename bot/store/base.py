@@ -71,6 +71,10 @@ class StoreStats:
 
 
 class Store(ABC):
+    #: Other processes may work on this store at the same time (so a lease
+    #: held longer than needed delays their taking over a dead one's feeds).
+    shared: bool = False
+
     # -- lifecycle -----------------------------------------------------------
     @abstractmethod
     async def open(self) -> None:

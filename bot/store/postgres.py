@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 class PostgresStore(PgCommands):
     """:class:`Store` on the PostgreSQL database at ``url``."""
 
+    shared = True
+
     # -- the schedule --------------------------------------------------------
     async def claim_due_feeds(
         self, owner: str, now: float, limit: int, lease: float

@@ -230,6 +230,8 @@ def strip_tracking(url: str) -> str:
     ``fbclid``, ``gclid``, Heise's ``wt_mc``, …). Every other parameter stays,
     byte for byte and in its order; a URL without tracking parameters comes
     back unchanged."""
+    if "?" not in url:
+        return url  # most links: no query, nothing to parse
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -15,17 +15,40 @@ file and the key, e.g. ``config.toml: poll.timeout: expected a duration like
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import math
 import os
-import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
-from bot.urls import ascii_host
+from bot.config_values import (
+    as_bool,
+    as_count,
+    as_database_url,
+    as_hosts,
+    as_listen,
+    as_str,
+    as_token,
+    as_url,
+    as_user_ids,
+    as_webhook_secret,
+    as_webhook_url,
+    format_duration,
+    parse_duration,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "LimitsConfig",
+    "MetricsConfig",
+    "PollConfig",
+    "StoreConfig",
+    "TelegramConfig",
+    "format_duration",  # from bot.config_values, where the value parsers live
+    "load_config",
+    "parse_duration",
+]
 
 DEFAULT_PATH = "config.toml"
 ENV_CONFIG = "FEEDBOT_CONFIG"
@@ -108,189 +131,39 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
 
 
-# -- durations ---------------------------------------------------------------
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_NUMBER = r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?"
-_PART = re.compile(rf"\s*({_NUMBER})\s*([dhms])\s*")
-_EXPECTED = 'expected a duration like "90s", "10m", "2h" or a number of seconds'
-
-
-def parse_duration(value: str | int | float) -> float:
-    """Seconds in ``value``: a number of seconds (``90``, ``"1.5"``) or a
-    string of decreasing units among d, h, m, s (``"90s"``, ``"10m"``,
-    ``"2h"``, ``"1d"``, ``"1h30m"``). ValueError unless finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"{_EXPECTED}, got {value!r}")
-    seconds = _parse_duration_string(value) if isinstance(value, str) else float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"expected a positive duration, got {value!r}")
-    return seconds
-
-
-def _parse_duration_string(text: str) -> float:
-    try:
-        return float(text)  # "90", " 1.5 ", also "inf" and "nan", refused by the caller
-    except ValueError:
-        pass
-    total, pos, last_unit = Fraction(0), 0, None
-    while pos < len(text):
-        m = _PART.match(text, pos)
-        if m is None or (last_unit is not None and _UNITS[m[2]] >= _UNITS[last_unit]):
-            raise ValueError(f"{_EXPECTED}, got {text!r}")
-        total += Fraction(m[1]) * _UNITS[m[2]]
-        pos, last_unit = m.end(), m[2]
-    if last_unit is None:
-        raise ValueError(f"{_EXPECTED}, got {text!r}")
-    return float(total)
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest string ``parse_duration`` reads back as ``seconds``:
-    600 → "10m", 5400 → "1h30m", 0.5 → "0.5s"."""
-    if not float(seconds).is_integer() or seconds <= 0:
-        return f"{seconds!r}s"
-    rest, parts = int(seconds), []
-    for unit, size in _UNITS.items():
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts)
-
-
-# -- loading -----------------------------------------------------------------
-_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
-
-
-def _as_str(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _as_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _as_user_ids(value: Any) -> frozenset[int]:
-    if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-    ):
-        raise ValueError(f"expected a list of Telegram user ids like [1001, 1002], got {value!r}")
-    return frozenset(value)
-
-
-def _as_hosts(value: Any) -> tuple[str, ...]:
-    expected = f'expected a list of host names like ["feeds.internal"], got {value!r}'
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ValueError(expected)
-    hosts: list[str] = []
-    for raw in value:
-        host = raw.strip().strip("[]").rstrip(".").lower()
-        try:
-            host = ipaddress.ip_address(host).compressed
-        except ValueError:
-            try:
-                host = ascii_host(host).lower()
-            except ValueError:
-                raise ValueError(expected) from None
-            if not host or any(c in host for c in "/:@ ?#"):
-                raise ValueError(expected) from None
-        hosts.append(host)
-    return tuple(dict.fromkeys(hosts))
-
-
-def _as_url(value: Any) -> str:
-    if not isinstance(value, str) or not re.match(r"https?://[^/\s]+", value):
-        raise ValueError(
-            f'expected an http(s) URL like "https://api.telegram.org/bot", got {value!r}'
-        )
-    return value
-
-
-def _as_count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a whole number, 0 or more (0: no limit), got {value!r}")
-    return value
-
-
-def _as_database_url(value: Any) -> str:
-    # Never echo the value: it may hold the database password.
-    if not isinstance(value, str) or not re.fullmatch(r"postgres(?:ql)?://\S+", value.strip()):
-        raise ValueError('expected a PostgreSQL URL like "postgresql://user@host:5432/db"')
-    return value.strip()
-
-
-def _as_token(value: Any) -> str:
-    # Never echo the value: it is a secret.
-    if not isinstance(value, str) or not _TOKEN.fullmatch(value.strip()):
-        raise ValueError('expected a bot token like "123456:ABC-DEF1234" (from @BotFather)')
-    return value.strip()
-
-
-def _as_listen(value: Any) -> tuple[str, int]:
-    m = (
-        re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
-        if isinstance(value, str)
-        else None
-    )
-    if m is None or int(m[2]) > 65535:
-        raise ValueError(f'expected an address like "127.0.0.1:9464", got {value!r}')
-    return m[1].strip("[]"), int(m[2])
-
-
-def _as_webhook_url(value: Any) -> str:
-    # Telegram itself only posts to https (ports 443, 80, 88, 8443); http is
-    # accepted for a local Bot API server and for tests.
-    if not isinstance(value, str) or not re.match(r"https?://[^/\s]+", value):
-        raise ValueError(
-            "expected the public https URL Telegram posts to, like "
-            f'"https://bot.example.com/telegram", got {value!r}'
-        )
-    return value
-
-
-def _as_webhook_secret(value: Any) -> str:
-    # Telegram's rule for secret_token. Never echo the value: it is a secret.
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
-        raise ValueError("expected 1-256 characters among A-Z, a-z, 0-9, _ and -")
-    return value
-
-
 #: section → key → (parse, default as it would be written in the file); a
 #: default of None means the key is off when absent.
 _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "telegram": {
-        "token": (_as_token, None),
-        "api_base_url": (_as_url, "https://api.telegram.org/bot"),
-        "admins": (_as_user_ids, []),
-        "public": (_as_bool, True),
-        "allowed_users": (_as_user_ids, []),
-        "webhook_url": (_as_webhook_url, None),
-        "webhook_listen": (_as_listen, "0.0.0.0:8443"),
-        "webhook_secret": (_as_webhook_secret, None),
+        "token": (as_token, None),
+        "api_base_url": (as_url, "https://api.telegram.org/bot"),
+        "admins": (as_user_ids, []),
+        "public": (as_bool, True),
+        "allowed_users": (as_user_ids, []),
+        "webhook_url": (as_webhook_url, None),
+        "webhook_listen": (as_listen, "0.0.0.0:8443"),
+        "webhook_secret": (as_webhook_secret, None),
     },
     "store": {
-        "path": (_as_str, "data/feedbot.sqlite"),
-        "url": (_as_database_url, None),
+        "path": (as_str, "data/feedbot.sqlite"),
+        "url": (as_database_url, None),
     },
     "poll": {
         "interval": (parse_duration, "10m"),
         "min_interval": (parse_duration, "1m"),
         "timeout": (parse_duration, "20s"),
-        "allow_private_addresses": (_as_bool, False),
-        "allow_hosts": (_as_hosts, []),
+        "allow_private_addresses": (as_bool, False),
+        "allow_hosts": (as_hosts, []),
         "max_interval": (parse_duration, "1h"),
-        "adaptive": (_as_bool, True),
+        "adaptive": (as_bool, True),
         "lease": (parse_duration, None),
     },
     "limits": {
-        "subscriptions_per_chat": (_as_count, 100),
-        "commands_per_minute": (_as_count, 20),
+        "subscriptions_per_chat": (as_count, 100),
+        "commands_per_minute": (as_count, 20),
     },
     "metrics": {
-        "listen": (_as_listen, None),
+        "listen": (as_listen, None),
     },
 }
 

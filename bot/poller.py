@@ -238,14 +238,25 @@ class Poller:
         millisecond, not rounded up to the tick). A time already past belongs
         to a poll in flight, whose end calls fill() anyway."""
         at = await self._store.next_poll_at()
-        if at is None or self._stopping:
-            return
+        if at is not None:
+            self._wake_at(at)
+
+    def _wake_at(self, at: float) -> None:
+        """Run fill() at ``at`` if that is before the next tick and before
+        the wake-up already set. Also called with the next poll of every
+        plan this process records: the store's earliest time may belong to
+        a feed still in flight (past, so no wake-up), while the feed just
+        recorded is due in a second."""
         delay = at - self.clock()
-        if 0 < delay < TICK:
-            if self._timer is not None:
-                self._timer.cancel()
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(delay, lambda: loop.create_task(self.fill()))
+        if self._stopping or not 0 < delay < TICK:
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        if self._timer is not None and not self._timer.cancelled():
+            if self._timer.when() <= when and self._timer.when() > loop.time():
+                return  # an earlier wake-up is already set
+            self._timer.cancel()
+        self._timer = loop.call_at(when, lambda: loop.create_task(self.fill()))
 
     def _start(self, claim: Claim) -> None:
         task = asyncio.create_task(self._run(claim), name=f"poll {claim.feed.url}")
@@ -407,8 +418,10 @@ class Poller:
                     else:
                         settle(done, ok)
                 continue
-            for (_, done), ok in zip(batch, recorded, strict=True):
+            for (plan, done), ok in zip(batch, recorded, strict=True):
                 settle(done, ok)
+                if ok and plan.feed is not None:
+                    self._wake_at(plan.feed.next_poll)
 
 
 def settle(done: asyncio.Future[bool], ok: bool) -> None:

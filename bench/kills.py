@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
 from testkit.harness import TOKEN
-from tests.test_e2e_kills import kill_rounds
+from testkit.kills import kill_rounds
 
 
 async def run(kills: int, seed: int) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -180,3 +182,22 @@ async def subscription_count(store: Store, chat_id: int) -> int:
 async def chat_active(store: Store, chat_id: int) -> bool:
     chat = await store.get_chat(chat_id)
     return chat is not None and chat.active
+
+
+async def kill(bot: asyncio.subprocess.Process) -> None:
+    bot.kill()  # SIGKILL: no clean shutdown
+    await bot.wait()
+    # Let the fake finish any request that reached it before the kill.
+    await asyncio.sleep(0.2)
+
+
+async def terminate(bot: asyncio.subprocess.Process, config: Path) -> None:
+    """SIGTERM, as a service manager stops it: a clean exit."""
+    bot.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(bot.wait(), 20)
+    assert bot.returncode == 0, bot_log(config)
+
+
+def titles(telegram: FakeTelegram, chat_id: int) -> Counter[str]:
+    """How many times each entry reached the chat (an entry's first line is its title)."""
+    return Counter(m.plain.splitlines()[0] for m in telegram.sent(chat_id) if m.plain)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,31 +22,21 @@ from bot.flood import MESSAGES_PER_SECOND
 from bot.models import Chat, ChatKind, Feed, Subscription
 from testkit.fake_telegram import FakeTelegram
 from testkit.feed_server import FeedServer
-from testkit.harness import bot_log, config_store, eventually, start_bot, write_config
+from testkit.harness import (
+    bot_log,
+    config_store,
+    eventually,
+    kill,
+    start_bot,
+    terminate,
+    titles,
+    write_config,
+)
 
 #: Every test here runs on the embedded file and on PostgreSQL.
 pytestmark = pytest.mark.usefixtures("e2e_store")
 
 USER = 3001
-
-
-async def kill(bot: asyncio.subprocess.Process) -> None:
-    bot.kill()  # SIGKILL: no clean shutdown
-    await bot.wait()
-    # Let the fake finish any request that reached it before the kill.
-    await asyncio.sleep(0.2)
-
-
-async def terminate(bot: asyncio.subprocess.Process, config: Path) -> None:
-    """SIGTERM, as a service manager stops it: a clean exit."""
-    bot.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(bot.wait(), 20)
-    assert bot.returncode == 0, bot_log(config)
-
-
-def titles(telegram: FakeTelegram, chat_id: int) -> Counter[str]:
-    """How many times each entry reached the chat (an entry's first line is its title)."""
-    return Counter(m.plain.splitlines()[0] for m in telegram.sent(chat_id) if m.plain)
 
 
 async def in_flight_at_kill(

@@ -191,11 +191,29 @@ async def test_three_processes_share_the_work_and_survive_kill_9(
                 f"in flight {feeds.in_flight}, {recent} requests in 5 s, "
                 + " | ".join(bot_log(config, 1500, n) for n in NAMES)
             ) from None
-        poller = next(
-            name
-            for name in NAMES
-            if processes[name].returncode is None and name != sender_pid(config, processes)
-        )
+        # Kill a poller (not the sender) that holds leases right now: which
+        # process claimed the stalled feeds is chance.
+        sender = sender_pid(config, processes)
+        pollers = [n for n in NAMES if processes[n].returncode is None and n != sender]
+
+        async def leases_of(name: str) -> int:
+            conn = await asyncpg.connect(database)
+            try:
+                return int(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM feeds WHERE lease_owner LIKE $1",
+                        f"%-{processes[name].pid}-%",
+                    )
+                )
+            finally:
+                await conn.close()
+
+        async def a_poller_holds_leases() -> bool:
+            return any([await leases_of(n) for n in pollers])
+
+        await eventually(a_poller_holds_leases, timeout=10, message="a poller holding leases")
+        counts = {n: await leases_of(n) for n in pollers}
+        poller = max(counts, key=lambda n: counts[n])
         pid = processes[poller].pid
         await kill(processes[poller])
         killed_at = time.monotonic()

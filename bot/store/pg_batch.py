@@ -88,6 +88,13 @@ async def record_batch(conn: Any, plans: Sequence[PollPlan], owner: str) -> list
             [bodies[d] for d in digests],
         )
     if queued:
+        # Lock the chats first: a pause (UPDATE chats, then drop the chat's
+        # outbox) in another transaction then waits for this one and drops
+        # these rows too, or this one waits for it and sees the chat paused.
+        await conn.execute(
+            "SELECT 1 FROM chats WHERE id = ANY($1::bigint[]) FOR SHARE",
+            sorted({row[0] for row in queued}),
+        )
         # Only to chats still subscribed and not paused; seq in list order.
         await conn.execute(
             """INSERT INTO outbox (chat_id, feed_url, entry_digest, entry_id, notice, created)
